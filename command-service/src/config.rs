@@ -1,0 +1,125 @@
+//! command-service's settings: flags that also read environment variables, validated before
+//! anything binds.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use users_shared::config::{HealthArgs, KafkaArgs, ShutdownArgs, TelemetryArgs, parse_duration};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "command-service",
+    version,
+    about = "The write side of users: CreateUser, UpdateUser and DeleteUser over gRPC, with every change published to Kafka through a transactional outbox."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum Command {
+    /// Apply migrations, then serve (the default).
+    Serve,
+    /// Apply the write database's migrations and exit (e.g. as a Kubernetes Job).
+    Migrate,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address of the gRPC server.
+    #[arg(long, env = "GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+
+    /// Address of the HTTP server for health checks and metrics.
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8081")]
+    pub http_addr: SocketAddr,
+
+    /// The write database. Created at start when it does not exist.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/users_write", value_parser = parse_database_url)]
+    pub database_url: String,
+
+    /// Most connections the pool opens.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub database_pool_size: u16,
+
+    /// Password hashes computed at once (each takes ~19 MiB). Defaults to the number of CPUs.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY")]
+    pub password_hash_concurrency: Option<usize>,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub outbox: OutboxArgs,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+
+    #[command(flatten)]
+    pub health: HealthArgs,
+
+    #[command(flatten)]
+    pub shutdown: ShutdownArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OutboxArgs {
+    /// Outbox rows published per transaction.
+    #[arg(long, env = "OUTBOX_BATCH_SIZE", default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub outbox_batch_size: i64,
+
+    /// How often the relay looks for rows when no notification woke it, e.g. "1s".
+    #[arg(long, env = "OUTBOX_POLL_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub outbox_poll_interval: Duration,
+
+    /// How long Kafka may take to acknowledge an event before its batch is retried.
+    #[arg(long, env = "OUTBOX_PUBLISH_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub outbox_publish_timeout: Duration,
+
+    /// Whether each write NOTIFYs every replica's relay. A replica always wakes its own relay,
+    /// so turning this off costs only cross-replica latency (other replicas poll) and spares
+    /// writers the commit-time lock that NOTIFY takes.
+    #[arg(long, env = "OUTBOX_NOTIFY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub outbox_notify: bool,
+
+    /// Records per producer batch. 1 puts every record at a batch boundary, which brokers
+    /// that fetch only from batch starts (tansu) need for consumers to resume mid-stream;
+    /// raise it against Apache Kafka for throughput.
+    #[arg(long, env = "KAFKA_BATCH_NUM_MESSAGES", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub kafka_batch_num_messages: u32,
+}
+
+fn parse_database_url(text: &str) -> Result<String, String> {
+    let config: tokio_postgres::Config = text.parse().map_err(|error| format!("{error}"))?;
+    if config.get_dbname().is_none() {
+        return Err("the URL must name a database".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_work_on_a_developer_machine() {
+        let cli = Cli::try_parse_from(["command-service"]).unwrap();
+        assert_eq!(cli.config.grpc_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(cli.config.http_addr.to_string(), "127.0.0.1:8081");
+        assert!(cli.config.outbox.outbox_notify);
+    }
+
+    #[test]
+    fn bad_values_are_refused_before_anything_starts() {
+        assert!(Cli::try_parse_from(["command-service", "--grpc-addr", "nowhere"]).is_err());
+        assert!(
+            Cli::try_parse_from(["command-service", "--database-url", "postgres://h"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["command-service", "--outbox-poll-interval", "soon"]).is_err()
+        );
+    }
+}

@@ -1,0 +1,28 @@
+use shared_proto::v1::{DeleteUserRequest, DeleteUserResponse};
+use users_shared::grpc_error::FieldViolations;
+
+use super::{Commands, check_version, parse_id};
+use crate::{error::CommandError, events, outbox, store};
+
+pub(super) async fn handle(
+    commands: &Commands,
+    request: DeleteUserRequest,
+) -> Result<DeleteUserResponse, CommandError> {
+    let mut violations = FieldViolations::new();
+    let id = violations.check("id", parse_id(&request.id));
+    let Some(id) = id else {
+        return Err(violations.into());
+    };
+
+    let mut client = commands.pool.get().await?;
+    let tx = client.transaction().await?;
+    let current = store::lock(&tx, id).await?;
+    check_version(&current, request.expected_version)?;
+    let last = store::delete(&tx, id).await?;
+    outbox::enqueue(&tx, &events::user_deleted(&last), commands.notify_relays).await?;
+    tx.commit().await?;
+    commands.relay_wake.notify_one();
+
+    tracing::info!(user_id = %id, "user deleted");
+    Ok(DeleteUserResponse {})
+}

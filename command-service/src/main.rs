@@ -1,0 +1,27 @@
+use clap::Parser;
+use command_service::{
+    app::{self, App},
+    config::{Cli, Command},
+};
+use tokio_util::sync::CancellationToken;
+use users_shared::{shutdown, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let telemetry = telemetry::init("command-service", &cli.config.telemetry)?;
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => app::migrate(&cli.config.database_url).await,
+        Command::Serve => {
+            let app = App::build(cli.config).await?;
+            let stop = CancellationToken::new();
+            shutdown::cancel_on_signal(stop.clone());
+            app.run(stop).await
+        }
+    };
+    if let Err(error) = &result {
+        tracing::error!(error = format!("{error:#}"), "command-service failed");
+    }
+    telemetry.shutdown();
+    result
+}

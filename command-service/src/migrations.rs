@@ -1,0 +1,9 @@
+//! The write database's schema, from `migrations/write`.
+
+use users_shared::db::Migration;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "users_and_outbox",
+    sql: include_str!("../../migrations/write/0001_users_and_outbox.sql"),
+}];

@@ -1,0 +1,84 @@
+//! argon2id hashing on blocking threads, a bounded number at a time: each hash takes ~19 MiB
+//! and tens of milliseconds of CPU, so it must neither stall the async runtime nor let a
+//! burst of sign-ups start hundreds of hashes at once.
+
+use std::sync::Arc;
+
+use argon2::{
+    Argon2,
+    password_hash::{PasswordHasher as _, SaltString},
+};
+use password_hash::rand_core::OsRng;
+use tokio::sync::Semaphore;
+
+use crate::domain::Password;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("argon2 failed: {0}")]
+    Argon2(String),
+    #[error("the hashing task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("the hasher is shut down")]
+    Closed,
+}
+
+#[derive(Clone)]
+pub struct PasswordHasher {
+    permits: Arc<Semaphore>,
+}
+
+impl PasswordHasher {
+    /// At most `concurrency` hashes run at once; more wait their turn.
+    pub fn new(concurrency: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+        }
+    }
+
+    /// The argon2id PHC string of `password` (OWASP parameters: 19 MiB, 2 passes, 1 lane).
+    pub async fn hash(&self, password: Password) -> Result<String, HashError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| HashError::Closed)?;
+        tokio::task::spawn_blocking(move || hash_now(&password)).await?
+    }
+}
+
+fn hash_now(password: &Password) -> Result<String, HashError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.expose().as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| HashError::Argon2(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use argon2::{PasswordHash, PasswordVerifier};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_are_salted_argon2id_that_verify() {
+        let hasher = PasswordHasher::new(2);
+        let password = Password::parse("correct horse battery").unwrap();
+        let first = hasher.hash(password.clone()).await.unwrap();
+        let second = hasher.hash(password).await.unwrap();
+        assert!(first.starts_with("$argon2id$"));
+        assert_ne!(first, second, "each hash has its own salt");
+        let parsed = PasswordHash::new(&first).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse battery", &parsed)
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"wrong horse battery", &parsed)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,156 @@
+use std::time::Duration;
+
+use shared_proto::v1::{self, UserCreatedEvent};
+use tonic::Code;
+use users_shared::{event_headers, topics};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn create_user_returns_the_user_at_version_1_with_a_v7_id() {
+    let mut app = spawn_app().await;
+    let email = unique_email();
+
+    let user = app.create_user(&email).await;
+
+    let id = uuid::Uuid::parse_str(&user.id).expect("a UUID id");
+    assert_eq!(id.get_version_num(), 7);
+    assert_eq!(user.version, 1);
+    assert_eq!(user.email, email);
+    assert_eq!(
+        (user.first_name.as_str(), user.country.as_str()),
+        ("Ada", "GB")
+    );
+    assert!(user.created_at.is_some() && user.created_at == user.updated_at);
+}
+
+#[tokio::test]
+async fn the_password_is_stored_only_as_an_argon2id_hash() {
+    let mut app = spawn_app().await;
+    let user = app.create_user(&unique_email()).await;
+
+    let client = app.db.client().await;
+    let hash: String = client
+        .query_one(
+            "SELECT password_hash FROM users WHERE id = $1::text::uuid",
+            &[&user.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(!hash.contains("correct horse"));
+}
+
+#[tokio::test]
+async fn create_user_publishes_the_whole_user_on_user_created() {
+    let mut app = spawn_app().await;
+    let mut events = app.events().await;
+    let user = app.create_user(&unique_email()).await;
+
+    let records = events.read(1, Duration::from_secs(20)).await;
+    let record = &records[0];
+
+    assert_eq!(rdkafka::Message::topic(record), app.topics.created);
+    assert!(app.topics.created.ends_with(topics::USER_CREATED));
+    assert_eq!(key(record), user.id);
+    let event: UserCreatedEvent = decode(record);
+    assert_eq!(event.user.as_ref(), Some(&user));
+    assert_eq!(
+        header(record, event_headers::EVENT_TYPE),
+        Some(event_headers::USER_CREATED)
+    );
+    assert_eq!(header(record, event_headers::VERSION), Some("1"));
+    let event_id = header(record, event_headers::EVENT_ID).expect("an event id");
+    assert!(uuid::Uuid::parse_str(event_id).is_ok());
+    let occurred_at = header(record, event_headers::OCCURRED_AT).expect("occurred-at");
+    assert!(
+        time::OffsetDateTime::parse(occurred_at, &time::format_description::well_known::Rfc3339)
+            .is_ok()
+    );
+    let payload = rdkafka::Message::payload(record).unwrap();
+    assert!(
+        !payload
+            .windows(b"correct horse".len())
+            .any(|w| w == b"correct horse"),
+        "the password must never be published"
+    );
+    assert_eq!(app.outbox_len().await, 0, "published rows are cleaned up");
+}
+
+#[tokio::test]
+async fn an_email_taken_in_another_case_is_already_exists() {
+    let mut app = spawn_app().await;
+    let email = unique_email();
+    app.create_user(&email).await;
+
+    let status = app
+        .client
+        .create_user(create_request(&email.to_uppercase()))
+        .await
+        .unwrap_err();
+
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert!(
+        status.message().starts_with("email:"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn bad_fields_are_invalid_argument_with_a_violation_each() {
+    let mut app = spawn_app().await;
+    let mut request = create_request("not-an-address");
+    let user = request.user.as_mut().unwrap();
+    user.first_name = "   ".into();
+    user.country = "XX".into();
+    request.password = "short".into();
+
+    let status = app.client.create_user(request).await.unwrap_err();
+
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let fields: Vec<String> = violations(&status)
+        .into_iter()
+        .map(|(field, _)| field)
+        .collect();
+    assert_eq!(fields, ["password", "first_name", "email", "country"]);
+    assert!(
+        status.message().contains("email: must be a valid address"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(
+        app.outbox_len().await,
+        0,
+        "a refused request writes nothing"
+    );
+}
+
+#[tokio::test]
+async fn reads_are_unimplemented_here_and_name_query_service() {
+    let mut app = spawn_app().await;
+
+    let get = app
+        .client
+        .get_user(v1::GetUserRequest {
+            id: uuid::Uuid::now_v7().to_string(),
+            min_version: None,
+        })
+        .await
+        .unwrap_err();
+    let list = app
+        .client
+        .list_users(v1::ListUsersRequest::default())
+        .await
+        .unwrap_err();
+
+    for status in [get, list] {
+        assert_eq!(status.code(), Code::Unimplemented);
+        assert!(
+            status.message().contains("query-service"),
+            "{}",
+            status.message()
+        );
+    }
+}

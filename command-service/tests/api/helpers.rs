@@ -1,0 +1,214 @@
+use std::{sync::Arc, time::Duration};
+
+use clap::Parser;
+use command_service::{app::App, config::Cli, outbox::Relay};
+use rdkafka::{
+    ClientConfig, Message, Offset, TopicPartitionList,
+    consumer::{Consumer, StreamConsumer},
+    message::{Headers, OwnedMessage},
+};
+use shared_proto::v1::{self, user_service_client::UserServiceClient};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use users_shared::{kafka, topics::Topics};
+use uuid::Uuid;
+
+pub use users_shared::test_support::TestDatabase;
+
+pub const PARTITIONS: i32 = 3;
+
+pub struct TestApp {
+    pub client: UserServiceClient<Channel>,
+    pub http_addr: std::net::SocketAddr,
+    pub topics: Topics,
+    pub brokers: String,
+    pub relay: Arc<Relay>,
+    pub db: TestDatabase,
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&users_shared::test_support::brokers(), &[]).await
+}
+
+/// Starts command-service with its own database and topic prefix against `brokers`, with
+/// `extra` flags appended to the command line.
+pub async fn spawn_app_with(brokers: &str, extra: &[&str]) -> TestApp {
+    let db = TestDatabase::create().await;
+    let prefix = format!("test-{}.", Uuid::new_v4().simple());
+    let mut args = vec![
+        "command-service".to_owned(),
+        "--grpc-addr=127.0.0.1:0".to_owned(),
+        "--http-addr=127.0.0.1:0".to_owned(),
+        format!("--database-url={}", db.url),
+        format!("--kafka-brokers={brokers}"),
+        format!("--kafka-topic-prefix={prefix}"),
+        format!("--kafka-topic-partitions={PARTITIONS}"),
+        "--outbox-poll-interval=200ms".to_owned(),
+        "--health-check-interval=200ms".to_owned(),
+    ];
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    let cli = Cli::try_parse_from(args).unwrap_or_else(|error| panic!("{error}"));
+    let app = App::build(cli.config)
+        .await
+        .unwrap_or_else(|error| panic!("command-service does not start: {error:#}"));
+    let grpc_addr = app.grpc_addr();
+    let http_addr = app.http_addr();
+    let relay = app.relay();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(app.run(stop.clone()));
+    let client = UserServiceClient::connect(format!("http://{grpc_addr}"))
+        .await
+        .expect("gRPC client connects");
+    TestApp {
+        client,
+        http_addr,
+        topics: Topics::with_prefix(&prefix),
+        brokers: brokers.to_owned(),
+        relay,
+        db,
+        stop,
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    /// Stops the service as SIGTERM would and waits for it to exit.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.task.take().expect("running").await?
+    }
+
+    /// Reads the events of this app's topics from the beginning.
+    pub async fn events(&self) -> EventReader {
+        kafka::ensure_topics(&self.brokers, &self.topics.events(), PARTITIONS, 1)
+            .await
+            .expect("topics exist");
+        EventReader::new(&self.brokers, &self.topics.events())
+    }
+
+    pub async fn create_user(&mut self, email: &str) -> v1::User {
+        self.client
+            .create_user(create_request(email))
+            .await
+            .expect("user created")
+            .into_inner()
+            .user
+            .expect("a user in the response")
+    }
+
+    pub async fn outbox_len(&self) -> i64 {
+        let client = self.db.client().await;
+        client
+            .query_one("SELECT count(*) FROM outbox", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub fn create_request(email: &str) -> v1::CreateUserRequest {
+    v1::CreateUserRequest {
+        user: Some(v1::User {
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+            nickname: "ada".into(),
+            email: email.into(),
+            country: "GB".into(),
+            ..v1::User::default()
+        }),
+        password: "correct horse battery staple".into(),
+    }
+}
+
+pub fn unique_email() -> String {
+    format!("ada.{}@example.com", Uuid::new_v4().simple())
+}
+
+/// A consumer of whole topics from their first offset, outside any consumer group.
+pub struct EventReader {
+    consumer: StreamConsumer,
+}
+
+impl EventReader {
+    pub fn new(brokers: &str, topics: &[&str]) -> Self {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", format!("test-reader-{}", Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .expect("consumer");
+        let mut assignment = TopicPartitionList::new();
+        for topic in topics {
+            for partition in 0..PARTITIONS {
+                assignment
+                    .add_partition_offset(topic, partition, Offset::Beginning)
+                    .unwrap();
+            }
+        }
+        consumer.assign(&assignment).expect("assign");
+        Self { consumer }
+    }
+
+    /// The next `count` records, failing the test when they do not come within `within`.
+    pub async fn read(&mut self, count: usize, within: Duration) -> Vec<OwnedMessage> {
+        let mut records = Vec::with_capacity(count);
+        let deadline = tokio::time::Instant::now() + within;
+        while records.len() < count {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(Ok(message)) => records.push(message.detach()),
+                Ok(Err(error)) => panic!("consumer error: {error}"),
+                Err(_) => panic!(
+                    "only {} of {count} events arrived within {within:?}",
+                    records.len()
+                ),
+            }
+        }
+        records
+    }
+
+    /// Fails when any record arrives within `within`.
+    pub async fn expect_nothing(&mut self, within: Duration) {
+        if let Ok(Ok(message)) = tokio::time::timeout(within, self.consumer.recv()).await {
+            panic!("unexpected event on {}", message.topic());
+        }
+    }
+}
+
+pub fn header<'a>(record: &'a OwnedMessage, name: &str) -> Option<&'a str> {
+    record
+        .headers()?
+        .iter()
+        .find(|header| header.key == name)
+        .and_then(|header| std::str::from_utf8(header.value?).ok())
+}
+
+pub fn key(record: &OwnedMessage) -> &str {
+    std::str::from_utf8(record.key().expect("a key")).expect("a UTF-8 key")
+}
+
+pub fn decode<M: prost::Message + Default>(record: &OwnedMessage) -> M {
+    M::decode(record.payload().expect("a payload")).expect("a decodable payload")
+}
+
+/// The status details a client sees for a field violation.
+pub fn violations(status: &tonic::Status) -> Vec<(String, String)> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .into_iter()
+                .map(|v| (v.field, v.description))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,11 @@
+//! command-service end to end: the real service in-process on port 0, a fresh Postgres
+
+#![allow(unreachable_pub)]
+//! database and fresh topic names per test, the real broker.
+
+mod broker_outage;
+mod create_user;
+mod delete_user;
+mod helpers;
+mod outbox;
+mod update_user;

@@ -1,0 +1,147 @@
+//! Postgres setup: the connection pool, creating the database when it is missing, and
+//! migrations.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::{Client, NoTls, error::SqlState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("invalid database URL: {0}")]
+    Url(#[source] tokio_postgres::Error),
+    #[error("the database URL names no database")]
+    NoDatabaseName,
+    #[error("cannot build the connection pool: {0}")]
+    Pool(#[from] deadpool_postgres::BuildError),
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("migration {version} ({name}) failed: {source}")]
+    Migration {
+        version: i32,
+        name: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+}
+
+/// Builds a pool of at most `max_size` connections. Connections open lazily.
+pub fn pool(url: &str, max_size: usize) -> Result<Pool, DbError> {
+    let config: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Ok(Pool::builder(manager)
+        .max_size(max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .build()?)
+}
+
+/// Opens one connection outside any pool, driving it on a background task.
+pub async fn connect(url: &str) -> Result<Client, DbError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "postgres connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Creates the database the URL names when it does not exist yet, through the `postgres`
+/// maintenance database of the same server. Lets a developer machine, CI and each test start
+/// from nothing.
+pub async fn ensure_database(url: &str) -> Result<(), DbError> {
+    let config: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
+    let name = config
+        .get_dbname()
+        .ok_or(DbError::NoDatabaseName)?
+        .to_owned();
+    match config.connect(NoTls).await {
+        Ok(_) => return Ok(()),
+        Err(error) if error.code() != Some(&SqlState::INVALID_CATALOG_NAME) => {
+            return Err(error.into());
+        }
+        Err(_) => {}
+    }
+    let mut maintenance = config.clone();
+    maintenance.dbname("postgres");
+    let (client, connection) = maintenance.connect(NoTls).await?;
+    tokio::spawn(connection);
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    match client
+        .batch_execute(&format!("CREATE DATABASE {quoted}"))
+        .await
+    {
+        Ok(()) => Ok(()),
+        // Another replica or test created it first.
+        Err(error) if error.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// One schema change, applied once, in order of `version`.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Applies the migrations not applied yet, all in one transaction. An advisory lock makes
+/// replicas that start together take turns instead of racing.
+pub async fn migrate(client: &mut Client, migrations: &[Migration]) -> Result<Vec<i32>, DbError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock(8020417312)", &[])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version integer PRIMARY KEY,
+             name text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         )",
+    )
+    .await?;
+    let applied: Vec<i32> = tx
+        .query("SELECT version FROM schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let mut newly_applied = Vec::new();
+    for migration in migrations {
+        if applied.contains(&migration.version) {
+            continue;
+        }
+        tx.batch_execute(migration.sql)
+            .await
+            .map_err(|source| DbError::Migration {
+                version: migration.version,
+                name: migration.name,
+                source,
+            })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+            &[&migration.version, &migration.name],
+        )
+        .await?;
+        newly_applied.push(migration.version);
+    }
+    tx.commit().await?;
+    Ok(newly_applied)
+}
+
+/// Whether the error is a unique violation of the named constraint or index.
+pub fn is_unique_violation(error: &tokio_postgres::Error, constraint: &str) -> bool {
+    error.code() == Some(&SqlState::UNIQUE_VIOLATION)
+        && error
+            .as_db_error()
+            .and_then(|db| db.constraint())
+            .is_some_and(|name| name == constraint)
+}

@@ -1,0 +1,19 @@
+//! What command-service and query-service both need, written once.
+
+pub mod config;
+pub mod country;
+pub mod db;
+pub mod event_headers;
+pub mod grpc_error;
+pub mod grpc_server;
+pub mod health;
+pub mod http;
+pub mod kafka;
+pub mod readiness;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod test_support;
+pub mod timestamp;
+pub mod topics;
+pub mod trace_context;

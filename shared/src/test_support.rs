@@ -1,0 +1,99 @@
+//! For integration tests: a fresh database per test and a clear failure when no broker runs.
+
+use std::{sync::OnceLock, time::Duration};
+
+use tokio_postgres::{Client, NoTls};
+use uuid::Uuid;
+
+use crate::kafka::BrokerProbe;
+
+const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
+
+/// The broker the tests use: `TEST_KAFKA_BROKERS`, else the local default.
+pub fn brokers() -> String {
+    std::env::var("TEST_KAFKA_BROKERS").unwrap_or_else(|_| DEFAULT_BROKERS.to_owned())
+}
+
+/// Fails the test, saying how to start one, when no broker answers. Checked once per binary.
+pub fn require_broker() {
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = CHECKED.get_or_init(|| {
+        let brokers = brokers();
+        BrokerProbe::new(&brokers)
+            .map_err(|error| error.to_string())
+            .and_then(|probe| probe.check(Duration::from_secs(5)))
+            .map_err(|error| {
+                format!(
+                    "no Kafka broker answers at {brokers} ({error}). Start one with `make broker` \
+                     (installs and starts tansu), or point TEST_KAFKA_BROKERS at a running broker."
+                )
+            })
+    });
+    if let Err(message) = result {
+        panic!("{message}");
+    }
+}
+
+/// A database of its own, dropped (with its connections) when the value is.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        require_broker_on_blocking_thread().await;
+        let name = format!("users_test_{}", Uuid::new_v4().simple());
+        let url = format!("{SERVER}/{name}");
+        crate::db::ensure_database(&url)
+            .await
+            .unwrap_or_else(|error| {
+                panic!("cannot create a test database on {SERVER} ({error}); is Postgres running?")
+            });
+        Self { name, url }
+    }
+
+    /// A connection of the test's own, for looking at what the service wrote.
+    pub async fn client(&self) -> Client {
+        let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
+            .await
+            .expect("connect to the test database");
+        tokio::spawn(connection);
+        client
+    }
+}
+
+async fn require_broker_on_blocking_thread() {
+    tokio::task::spawn_blocking(require_broker)
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime, which cannot block on itself.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let (client, connection) =
+                    tokio_postgres::connect(&format!("{SERVER}/postgres"), NoTls)
+                        .await
+                        .ok()?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("could not drop test database {}", self.name);
+        }
+    }
+}
