@@ -10,6 +10,7 @@ use users_shared::config::{HealthArgs, KafkaArgs, ShutdownArgs, TelemetryArgs, p
 #[command(
     name = "command-service",
     version,
+    args_override_self = true,
     about = "The write side of users: CreateUser, UpdateUser and DeleteUser over gRPC, with every change published to Kafka through a transactional outbox."
 )]
 pub struct Cli {

@@ -83,7 +83,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{text}` has no unit (use ms, s or m)"))?;
+        .ok_or_else(|| format!("`{text}` has no unit (use ms, s, m or h)"))?;
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
@@ -92,7 +92,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => Ok(Duration::from_millis(number)),
         "s" => Ok(Duration::from_secs(number)),
         "m" => Ok(Duration::from_secs(number * 60)),
-        _ => Err(format!("`{unit}` is not a unit (use ms, s or m)")),
+        "h" => Ok(Duration::from_secs(number * 3600)),
+        _ => Err(format!("`{unit}` is not a unit (use ms, s, m or h)")),
     }
 }
 
@@ -110,7 +111,7 @@ mod tests {
     #[test]
     fn durations_without_a_known_unit_are_refused() {
         assert!(parse_duration("5").is_err());
-        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("5d").is_err());
         assert!(parse_duration("s").is_err());
     }
 }

@@ -34,6 +34,15 @@ impl Telemetry {
 /// Installs the global subscriber. Spans always get OpenTelemetry ids, exported or not, so a
 /// change's trace context reaches its Kafka event even when no collector is configured.
 pub fn init(service_name: &'static str, args: &TelemetryArgs) -> Result<Telemetry, TelemetryError> {
+    init_with_writer(service_name, args, false)
+}
+
+/// As [`init`]; with `for_tests`, lines go through the test harness's capture.
+pub fn init_with_writer(
+    service_name: &'static str,
+    args: &TelemetryArgs,
+    for_tests: bool,
+) -> Result<Telemetry, TelemetryError> {
     let filter = EnvFilter::try_new(&args.log_filter)?;
     let mut builder = SdkTracerProvider::builder()
         .with_resource(Resource::builder().with_service_name(service_name).build());
@@ -48,6 +57,9 @@ pub fn init(service_name: &'static str, args: &TelemetryArgs) -> Result<Telemetr
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name));
     let registry = tracing_subscriber::registry().with(filter).with(otel);
     let installed = match args.log_format {
+        LogFormat::Text if for_tests => registry
+            .with(tracing_subscriber::fmt::layer().with_test_writer())
+            .try_init(),
         LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init(),
         LogFormat::Json => registry
             .with(tracing_subscriber::fmt::layer().json().flatten_event(true))

@@ -35,6 +35,23 @@ pub fn require_broker() {
     }
 }
 
+/// Logs of the services under test, shown for failing tests; `TEST_LOG` filters them
+/// (default `warn`). Spans get trace ids as in production, so trace context is testable.
+pub fn init_tracing() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let args = crate::config::TelemetryArgs {
+            log_format: crate::config::LogFormat::Text,
+            log_filter: std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            otlp_endpoint: None,
+        };
+        // Leaked on purpose: the subscriber lives as long as the test binary.
+        if let Ok(telemetry) = crate::telemetry::init_with_writer("test", &args, true) {
+            std::mem::forget(telemetry);
+        }
+    });
+}
+
 /// A database of its own, dropped (with its connections) when the value is.
 pub struct TestDatabase {
     pub name: String,
@@ -43,6 +60,7 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create() -> Self {
+        init_tracing();
         require_broker_on_blocking_thread().await;
         let name = format!("users_test_{}", Uuid::new_v4().simple());
         let url = format!("{SERVER}/{name}");

@@ -23,7 +23,8 @@ impl Email {
         // The parser accepts forms no mailbox uses in practice here: display names, quoted
         // local parts, IP-literal and dotless domains.
         let domain = address.domain();
-        let plain = address.as_str() == trimmed
+        let plain = address.email() == trimmed
+            && address.display_part().is_empty()
             && !address.local_part().starts_with('"')
             && domain.contains('.')
             && !domain.starts_with('[')

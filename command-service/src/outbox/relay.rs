@@ -267,9 +267,10 @@ impl Relay {
             Some(first) => {
                 let failed = claimed.len() - published.len();
                 self.metrics.publish_failures.inc_by(failed as u64);
-                // The broker may have restarted without the topics, or fenced this producer.
+                // The broker may have restarted without the topics or without this
+                // producer's id, which an idempotent producer cannot recover from.
                 self.topics_ready.store(false, Ordering::Release);
-                self.renew_producer_if_fatal();
+                self.renew_producer();
                 Err(RelayError::Publish {
                     claimed: claimed.len(),
                     failed,
@@ -356,9 +357,10 @@ impl Relay {
         }
     }
 
-    /// An idempotent producer that hit a fatal error (e.g. a broker that forgot its producer
-    /// id) refuses every later record; a new one starts a new session.
-    fn renew_producer_if_fatal(&self) {
+    /// A producer whose records failed may be stuck on a broker that forgot its producer id
+    /// (an idempotent session cannot recover from that); the next batch starts a new
+    /// session. Failures are rare, so the cost of a new connection does not matter.
+    fn renew_producer(&self) {
         let fatal = self
             .producer
             .read()
@@ -366,11 +368,11 @@ impl Relay {
             .client()
             .fatal_error();
         if let Some((code, reason)) = fatal {
-            tracing::warn!(?code, %reason, "producer failed fatally; creating a new one");
-            match Self::producer(&self.config) {
-                Ok(producer) => *self.producer.write().expect("producer lock poisoned") = producer,
-                Err(error) => tracing::error!(%error, "cannot create a new producer"),
-            }
+            tracing::warn!(?code, %reason, "producer failed fatally");
+        }
+        match Self::producer(&self.config) {
+            Ok(producer) => *self.producer.write().expect("producer lock poisoned") = producer,
+            Err(error) => tracing::error!(%error, "cannot create a new producer"),
         }
     }
 }

@@ -1,1 +1,126 @@
+use std::{
+    net::{SocketAddr, TcpListener, TcpStream},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
 
+use shared_proto::v1;
+use users_shared::event_headers;
+
+use crate::helpers::*;
+
+/// A tansu broker of the test's own, so stopping it disturbs no other test.
+struct PrivateBroker {
+    addr: SocketAddr,
+    child: Option<Child>,
+}
+
+impl PrivateBroker {
+    fn start_on(addr: SocketAddr) -> Self {
+        let binary = std::env::var("TANSU_BIN").unwrap_or_else(|_| "tansu".to_owned());
+        let url = format!("tcp://{addr}");
+        let child = Command::new(&binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/", "--silent"])
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("cannot start `{binary}` (run `make broker` to install it): {error}")
+            });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            addr,
+            child: Some(child),
+        }
+    }
+
+    fn start() -> Self {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        Self::start_on(addr)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn writes_while_the_broker_is_down_are_published_when_it_returns() {
+    let mut broker = PrivateBroker::start();
+    let brokers = broker.addr.to_string();
+    let mut app = spawn_app_with(&brokers, &["--outbox-publish-timeout=2s"]).await;
+    let mut before = app.events().await;
+    let first = app.create_user(&unique_email()).await;
+    assert_eq!(
+        key(&before.read(1, Duration::from_secs(20)).await[0]),
+        first.id
+    );
+    drop(before);
+
+    broker.stop();
+    let second = app.create_user(&unique_email()).await;
+    let third = app.create_user(&unique_email()).await;
+    app.client
+        .delete_user(v1::DeleteUserRequest {
+            id: first.id.clone(),
+            expected_version: None,
+        })
+        .await
+        .expect("writes succeed while the broker is down");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(app.outbox_len().await, 3, "the events wait in the outbox");
+
+    // The in-memory broker comes back empty: the relay must recreate the topics.
+    let _broker = PrivateBroker::start_on(broker.addr);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while app.outbox_len().await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the outbox did not drain after the broker returned"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut after = app.events().await;
+    let records = after.read(3, Duration::from_secs(20)).await;
+    let mut seen: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                key(r).to_owned(),
+                header(r, event_headers::EVENT_TYPE).unwrap().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let mut expected = vec![
+        (second.id.clone(), event_headers::USER_CREATED.to_owned()),
+        (third.id.clone(), event_headers::USER_CREATED.to_owned()),
+        (first.id.clone(), event_headers::USER_DELETED.to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
+}

@@ -23,7 +23,8 @@ pub struct TestApp {
     pub topics: Topics,
     pub brokers: String,
     pub relay: Arc<Relay>,
-    pub db: TestDatabase,
+    pub db: Arc<TestDatabase>,
+    prefix: String,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -35,8 +36,12 @@ pub async fn spawn_app() -> TestApp {
 /// Starts command-service with its own database and topic prefix against `brokers`, with
 /// `extra` flags appended to the command line.
 pub async fn spawn_app_with(brokers: &str, extra: &[&str]) -> TestApp {
-    let db = TestDatabase::create().await;
+    let db = Arc::new(TestDatabase::create().await);
     let prefix = format!("test-{}.", Uuid::new_v4().simple());
+    start(db, prefix, brokers, extra).await
+}
+
+async fn start(db: Arc<TestDatabase>, prefix: String, brokers: &str, extra: &[&str]) -> TestApp {
     let mut args = vec![
         "command-service".to_owned(),
         "--grpc-addr=127.0.0.1:0".to_owned(),
@@ -68,12 +73,24 @@ pub async fn spawn_app_with(brokers: &str, extra: &[&str]) -> TestApp {
         brokers: brokers.to_owned(),
         relay,
         db,
+        prefix,
         stop,
         task: Some(task),
     }
 }
 
 impl TestApp {
+    /// Another replica on the same database and topics.
+    pub async fn replica(&self) -> TestApp {
+        start(
+            Arc::clone(&self.db),
+            self.prefix.clone(),
+            &self.brokers,
+            &[],
+        )
+        .await
+    }
+
     /// Stops the service as SIGTERM would and waits for it to exit.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.stop.cancel();
