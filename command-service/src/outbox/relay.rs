@@ -77,12 +77,9 @@ pub struct RelayMetrics {
 impl RelayMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self {
-            publish_latency: Histogram::new(
-                [
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ]
-                .into_iter(),
-            ),
+            publish_latency: Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
             published: Counter::default(),
             publish_failures: Counter::default(),
             backlog: Gauge::default(),

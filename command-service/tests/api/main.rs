@@ -7,5 +7,6 @@ mod broker_outage;
 mod create_user;
 mod delete_user;
 mod helpers;
+mod operations;
 mod outbox;
 mod update_user;

@@ -1,0 +1,50 @@
+# users: a CQRS user service. `make run` brings it up; `make test` runs every test.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: help lint proto-generate build docker-build run test test-unit test-integration bench broker broker-stop postgres
+
+help:
+	@echo "make run               start Postgres (if down), the broker and both services"
+	@echo "make test              every test: unit and integration (starts what they need)"
+	@echo "make test-integration  integration tests only (real Postgres and broker)"
+	@echo "make lint              rustfmt and clippy, warnings as errors"
+	@echo "make proto-generate    regenerate the Rust code of shared-proto"
+	@echo "make build             release binaries; make docker-build for images"
+	@echo "make broker            install (once) and start tansu on 127.0.0.1:9092"
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+proto-generate:
+	touch shared-proto/build.rs
+	cargo build -p shared-proto
+
+build:
+	cargo build --release --workspace --bins
+
+docker-build:
+	docker build --target command-service -t users/command-service .
+	docker build --target query-service -t users/query-service .
+
+run:
+	scripts/run.sh
+
+postgres:
+	scripts/postgres.sh
+
+broker: postgres
+	scripts/broker.sh start
+
+broker-stop:
+	scripts/broker.sh stop
+
+test: broker
+	cargo test --workspace
+
+test-unit:
+	cargo test --workspace --lib --bins
+
+test-integration: broker
+	cargo test --workspace --test '*'
