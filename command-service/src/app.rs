@@ -10,7 +10,7 @@ use shared_proto::v1::user_service_server::{SERVICE_NAME, UserServiceServer};
 use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
-use users_shared::{db, grpc_server, health::Health, http, readiness, topics::Topics};
+use users_shared::{db, grpc_server, health::Health, http, pg_listen, readiness, topics::Topics};
 
 use crate::{
     config::Config,
@@ -138,8 +138,9 @@ impl App {
             background.clone(),
         );
         let listener_task = self.config.outbox.outbox_notify.then(|| {
-            outbox::spawn_listener(
+            pg_listen::spawn_listener(
                 self.config.database_url.clone(),
+                outbox::CHANNEL,
                 Arc::clone(&self.relay_wake),
                 background.clone(),
             )
@@ -152,20 +153,15 @@ impl App {
         ));
         tracing::info!(grpc = %self.config.grpc_addr, http = %self.config.http_addr, "command-service serving");
 
-        let health = self.health.clone();
-        let draining = stop.clone();
-        let grpc = grpc_server::serve(self.grpc_listener, self.routes, async move {
-            draining.cancelled().await;
-            health.start_draining().await;
-        });
-        let grace = self.config.shutdown.shutdown_grace;
-        let served = tokio::select! {
-            served = grpc => served.context("the gRPC server failed"),
-            () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(?grace, "grace period over; abandoning in-flight calls");
-                Ok(())
-            }
-        };
+        let served = grpc_server::serve_with_grace(
+            self.grpc_listener,
+            self.routes,
+            self.health.clone(),
+            stop,
+            self.config.shutdown.shutdown_grace,
+        )
+        .await
+        .context("the gRPC server failed");
 
         background.cancel();
         let _ = relay_task.await;

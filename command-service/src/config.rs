@@ -4,7 +4,9 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use users_shared::config::{HealthArgs, KafkaArgs, ShutdownArgs, TelemetryArgs, parse_duration};
+use users_shared::config::{
+    HealthArgs, KafkaArgs, ShutdownArgs, TelemetryArgs, parse_database_url, parse_duration,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -91,14 +93,6 @@ pub struct OutboxArgs {
     /// raise it against Apache Kafka for throughput.
     #[arg(long, env = "KAFKA_BATCH_NUM_MESSAGES", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub kafka_batch_num_messages: u32,
-}
-
-fn parse_database_url(text: &str) -> Result<String, String> {
-    let config: tokio_postgres::Config = text.parse().map_err(|error| format!("{error}"))?;
-    if config.get_dbname().is_none() {
-        return Err("the URL must name a database".to_owned());
-    }
-    Ok(text.to_owned())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use deadpool_postgres::PoolError;
 use tonic::Status;
-use users_shared::grpc_error::FieldViolations;
+use users_shared::{db_failure::DbFailure, grpc_error::FieldViolations};
 use uuid::Uuid;
 
 use crate::password_hasher::HashError;
@@ -21,43 +21,27 @@ pub enum CommandError {
         expected: u64,
         actual: i64,
     },
-    #[error("the database is unavailable: {0}")]
-    DatabaseUnavailable(String),
-    #[error("database error: {0}")]
-    Database(tokio_postgres::Error),
+    #[error(transparent)]
+    Database(#[from] DbFailure),
     #[error(transparent)]
     Hash(#[from] HashError),
 }
 
-impl From<PoolError> for CommandError {
-    fn from(error: PoolError) -> Self {
-        match error {
-            PoolError::Backend(error) => Self::from_postgres(error),
-            other => Self::DatabaseUnavailable(other.to_string()),
-        }
+impl From<tokio_postgres::Error> for CommandError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Self::Database(error.into())
     }
 }
 
-impl From<tokio_postgres::Error> for CommandError {
-    fn from(error: tokio_postgres::Error) -> Self {
-        Self::from_postgres(error)
+impl From<PoolError> for CommandError {
+    fn from(error: PoolError) -> Self {
+        Self::Database(error.into())
     }
 }
 
 impl From<FieldViolations> for CommandError {
     fn from(violations: FieldViolations) -> Self {
         Self::Invalid(violations)
-    }
-}
-
-impl CommandError {
-    /// A lost connection is worth a retry; an error the server reported is not.
-    pub fn from_postgres(error: tokio_postgres::Error) -> Self {
-        if error.code().is_none() {
-            Self::DatabaseUnavailable(error.to_string())
-        } else {
-            Self::Database(error)
-        }
     }
 }
 
@@ -70,12 +54,9 @@ impl From<CommandError> for Status {
                 Status::already_exists("email: a user with this address already exists")
             }
             error @ CommandError::VersionMismatch { .. } => Status::aborted(error.to_string()),
-            CommandError::DatabaseUnavailable(reason) => {
-                tracing::warn!(%reason, "database unavailable");
-                Status::unavailable("the database is unavailable; retry later")
-            }
-            error @ (CommandError::Database(_) | CommandError::Hash(_)) => {
-                tracing::error!(error = %error, cause = ?std::error::Error::source(&error), "command failed");
+            CommandError::Database(failure) => failure.into(),
+            CommandError::Hash(error) => {
+                tracing::error!(%error, "password hashing failed");
                 Status::internal("internal error")
             }
         }

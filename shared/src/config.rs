@@ -78,6 +78,15 @@ pub struct ShutdownArgs {
     pub shutdown_grace: Duration,
 }
 
+/// Accepts a Postgres URL that names a database.
+pub fn parse_database_url(text: &str) -> Result<String, String> {
+    let config: tokio_postgres::Config = text.parse().map_err(|error| format!("{error}"))?;
+    if config.get_dbname().is_none() {
+        return Err("the URL must name a database".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
 /// Parses durations written as a number with a unit: "250ms", "5s", "2m".
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();

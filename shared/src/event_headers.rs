@@ -14,3 +14,10 @@ pub const TRACEPARENT: &str = "traceparent";
 pub const USER_CREATED: &str = "user.v1.UserCreatedEvent";
 pub const USER_UPDATED: &str = "user.v1.UserUpdatedEvent";
 pub const USER_DELETED: &str = "user.v1.UserDeletedEvent";
+
+/// On `user-events-dlq_v1`: why the record could not be projected.
+pub const DLQ_REASON: &str = "dlq-reason";
+/// On `user-events-dlq_v1`: where the record was read from.
+pub const DLQ_ORIGIN_TOPIC: &str = "dlq-origin-topic";
+pub const DLQ_ORIGIN_PARTITION: &str = "dlq-origin-partition";
+pub const DLQ_ORIGIN_OFFSET: &str = "dlq-origin-offset";

@@ -61,6 +61,14 @@ impl From<FieldViolations> for Status {
     }
 }
 
+/// Checks an id field: required, a UUID.
+pub fn parse_id(text: &str) -> Result<uuid::Uuid, &'static str> {
+    if text.is_empty() {
+        return Err("is required");
+    }
+    uuid::Uuid::parse_str(text).map_err(|_| "must be a UUID")
+}
+
 /// A single-field INVALID_ARGUMENT.
 pub fn invalid_field(field: &str, description: &str) -> Status {
     let mut violations = FieldViolations::new();

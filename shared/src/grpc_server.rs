@@ -8,7 +8,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{server::NamedService, service::Routes, transport::Server};
 use tonic_health::server::HealthReporter;
 
-use crate::trace_context;
+use tokio_util::sync::CancellationToken;
+
+use crate::{health::Health, trace_context};
 
 /// The span of one call, child of the caller's trace when it sent a `traceparent`.
 pub fn request_span(request: &http::Request<()>) -> tracing::Span {
@@ -62,6 +64,29 @@ where
     Ok(Routes::new(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha))
+}
+
+/// Serves until `stop` is cancelled; then health turns NOT_SERVING at once, new calls are
+/// refused and in-flight ones may finish within `grace`, after which they are abandoned.
+pub async fn serve_with_grace(
+    listener: TcpListener,
+    routes: Routes,
+    health: Health,
+    stop: CancellationToken,
+    grace: Duration,
+) -> Result<(), tonic::transport::Error> {
+    let draining = stop.clone();
+    let served = serve(listener, routes, async move {
+        draining.cancelled().await;
+        health.start_draining().await;
+    });
+    tokio::select! {
+        served = served => served,
+        () = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(?grace, "grace period over; abandoning in-flight calls");
+            Ok(())
+        }
+    }
 }
 
 /// Serves `routes` on `listener` until `stop` resolves, then lets in-flight calls finish.

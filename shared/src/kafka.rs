@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use rdkafka::{
-    ClientConfig,
+    ClientConfig, Message,
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
     consumer::{BaseConsumer, Consumer},
     error::{KafkaError, RDKafkaErrorCode},
+    message::Headers,
 };
 
 /// Configuration every client of the services starts from.
@@ -78,4 +79,34 @@ impl BrokerProbe {
         }
         Ok(())
     }
+}
+
+/// Every (topic, partition) of the given topics, from the cluster's metadata.
+pub async fn partitions(brokers: &str, topics: &[&str]) -> Result<Vec<(String, i32)>, KafkaError> {
+    let consumer: BaseConsumer = client_config(brokers, "users-metadata").create()?;
+    let topics: Vec<String> = topics.iter().map(|topic| (*topic).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let mut partitions = Vec::new();
+        for topic in &topics {
+            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+            for found in metadata.topics() {
+                if let Some(error) = found.error() {
+                    return Err(KafkaError::MetadataFetch(error.into()));
+                }
+                partitions.extend(found.partitions().iter().map(|p| (topic.clone(), p.id())));
+            }
+        }
+        Ok(partitions)
+    })
+    .await
+    .unwrap_or_else(|_| Err(KafkaError::Canceled))
+}
+
+/// The value of a record's header, when it is there and UTF-8.
+pub fn header<'a, M: Message>(record: &'a M, name: &str) -> Option<&'a str> {
+    let headers = record.headers()?;
+    headers
+        .iter()
+        .find(|header| header.key == name)
+        .and_then(|header| std::str::from_utf8(header.value?).ok())
 }

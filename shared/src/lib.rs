@@ -3,12 +3,14 @@
 pub mod config;
 pub mod country;
 pub mod db;
+pub mod db_failure;
 pub mod event_headers;
 pub mod grpc_error;
 pub mod grpc_server;
 pub mod health;
 pub mod http;
 pub mod kafka;
+pub mod pg_listen;
 pub mod readiness;
 pub mod shutdown;
 pub mod telemetry;

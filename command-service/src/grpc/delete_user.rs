@@ -1,7 +1,7 @@
 use shared_proto::v1::{DeleteUserRequest, DeleteUserResponse};
-use users_shared::grpc_error::FieldViolations;
+use users_shared::grpc_error::{FieldViolations, parse_id};
 
-use super::{Commands, check_version, parse_id};
+use super::{Commands, check_version};
 use crate::{error::CommandError, events, outbox, store};
 
 pub(super) async fn handle(

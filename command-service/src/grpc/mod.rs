@@ -11,7 +11,6 @@ use shared_proto::v1::{self, user_service_server::UserService};
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 use users_shared::grpc_error::owned_by;
-use uuid::Uuid;
 
 use crate::{error::CommandError, password_hasher::PasswordHasher, user_record::UserRecord};
 
@@ -80,13 +79,6 @@ impl UserService for CommandService {
             delete_user::handle(&self.commands, request.into_inner()).await?,
         ))
     }
-}
-
-fn parse_id(text: &str) -> Result<Uuid, &'static str> {
-    if text.is_empty() {
-        return Err("is required");
-    }
-    Uuid::parse_str(text).map_err(|_| "must be a UUID")
 }
 
 /// ABORTED unless the user is at the version the caller expected.

@@ -1,8 +1,8 @@
 use shared_proto::v1::{UpdateUserRequest, UpdateUserResponse, User};
-use users_shared::grpc_error::FieldViolations;
+use users_shared::grpc_error::{FieldViolations, parse_id};
 use uuid::Uuid;
 
-use super::{Commands, check_version, parse_id};
+use super::{Commands, check_version};
 use crate::{
     domain::{self, Email, Nickname, Password, PersonName, UpdatableField, UpdateMask},
     error::CommandError,

@@ -1,14 +1,12 @@
 //! The transactional outbox: events written in the transaction of the change they describe,
 //! published to Kafka by the relay.
 
-mod listener;
 mod relay;
 
 use deadpool_postgres::Transaction;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use listener::spawn_listener;
 pub use relay::{Relay, RelayConfig, RelayError, RelayMetrics};
 
 /// The channel the relay LISTENs on; each committed outbox row notifies it.

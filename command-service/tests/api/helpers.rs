@@ -1,19 +1,18 @@
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use clap::Parser;
 use command_service::{app::App, config::Cli, outbox::Relay};
-use rdkafka::{
-    ClientConfig, Message, Offset, TopicPartitionList,
-    consumer::{Consumer, StreamConsumer},
-    message::{Headers, OwnedMessage},
-};
+use rdkafka::{Message, message::OwnedMessage};
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use users_shared::{kafka, topics::Topics};
 use uuid::Uuid;
 
-pub use users_shared::test_support::TestDatabase;
+pub use users_shared::{
+    kafka::header,
+    test_support::{EventReader, TestDatabase},
+};
 
 pub const PARTITIONS: i32 = 3;
 
@@ -102,7 +101,7 @@ impl TestApp {
         kafka::ensure_topics(&self.brokers, &self.topics.events(), PARTITIONS, 1)
             .await
             .expect("topics exist");
-        EventReader::new(&self.brokers, &self.topics.events())
+        EventReader::new(&self.brokers, &self.topics.events(), PARTITIONS)
     }
 
     pub async fn create_user(&mut self, email: &str) -> v1::User {
@@ -147,65 +146,6 @@ pub fn create_request(email: &str) -> v1::CreateUserRequest {
 
 pub fn unique_email() -> String {
     format!("ada.{}@example.com", Uuid::new_v4().simple())
-}
-
-/// A consumer of whole topics from their first offset, outside any consumer group.
-pub struct EventReader {
-    consumer: StreamConsumer,
-}
-
-impl EventReader {
-    pub fn new(brokers: &str, topics: &[&str]) -> Self {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", format!("test-reader-{}", Uuid::new_v4()))
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "10")
-            .create()
-            .expect("consumer");
-        let mut assignment = TopicPartitionList::new();
-        for topic in topics {
-            for partition in 0..PARTITIONS {
-                assignment
-                    .add_partition_offset(topic, partition, Offset::Beginning)
-                    .unwrap();
-            }
-        }
-        consumer.assign(&assignment).expect("assign");
-        Self { consumer }
-    }
-
-    /// The next `count` records, failing the test when they do not come within `within`.
-    pub async fn read(&mut self, count: usize, within: Duration) -> Vec<OwnedMessage> {
-        let mut records = Vec::with_capacity(count);
-        let deadline = tokio::time::Instant::now() + within;
-        while records.len() < count {
-            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(Ok(message)) => records.push(message.detach()),
-                Ok(Err(error)) => panic!("consumer error: {error}"),
-                Err(_) => panic!(
-                    "only {} of {count} events arrived within {within:?}",
-                    records.len()
-                ),
-            }
-        }
-        records
-    }
-
-    /// Fails when any record arrives within `within`.
-    pub async fn expect_nothing(&mut self, within: Duration) {
-        if let Ok(Ok(message)) = tokio::time::timeout(within, self.consumer.recv()).await {
-            panic!("unexpected event on {}", message.topic());
-        }
-    }
-}
-
-pub fn header<'a>(record: &'a OwnedMessage, name: &str) -> Option<&'a str> {
-    record
-        .headers()?
-        .iter()
-        .find(|header| header.key == name)
-        .and_then(|header| std::str::from_utf8(header.value?).ok())
 }
 
 pub fn key(record: &OwnedMessage) -> &str {

@@ -1,4 +1,5 @@
-//! LISTEN on the outbox channel so a relay wakes as soon as any replica commits an event.
+//! LISTEN on a Postgres channel from a dedicated connection, turning notifications into a
+//! wake-up of in-process waiters.
 
 use std::{sync::Arc, time::Duration};
 
@@ -7,21 +8,22 @@ use tokio::sync::Notify;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
-use super::CHANNEL;
-
-/// Keeps a dedicated connection listening, reconnecting after failures, until `shutdown`.
+/// Keeps a connection listening on `channel`, reconnecting after failures, until `shutdown`.
+/// Every notification, and every (re)connection (notifications sent while no one listened
+/// are lost), calls `notify_one` on `wake`.
 pub fn spawn_listener(
     database_url: String,
+    channel: &'static str,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(200);
         while !shutdown.is_cancelled() {
-            match listen(&database_url, &wake, &shutdown).await {
+            match listen(&database_url, channel, &wake, &shutdown).await {
                 Ok(()) => return,
                 Err(error) => {
-                    tracing::warn!(%error, retry_in = ?backoff, "outbox LISTEN connection lost; polling meanwhile");
+                    tracing::warn!(%error, channel, retry_in = ?backoff, "LISTEN connection lost");
                 }
             }
             tokio::select! {
@@ -35,12 +37,13 @@ pub fn spawn_listener(
 
 async fn listen(
     database_url: &str,
+    channel: &str,
     wake: &Notify,
     shutdown: &CancellationToken,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
     let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let statement = format!("LISTEN {CHANNEL}");
+    let statement = format!("LISTEN {channel}");
     let listen = client.batch_execute(&statement);
     tokio::pin!(listen);
     let mut listening = false;
@@ -50,7 +53,6 @@ async fn listen(
             result = &mut listen, if !listening => {
                 result?;
                 listening = true;
-                // Whatever was committed while no one listened.
                 wake.notify_one();
             }
             message = messages.next() => match message {

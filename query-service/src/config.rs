@@ -1,0 +1,115 @@
+//! query-service's settings: flags that also read environment variables, validated before
+//! anything binds.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use users_shared::config::{
+    HealthArgs, KafkaArgs, ShutdownArgs, TelemetryArgs, parse_database_url, parse_duration,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "query-service",
+    version,
+    args_override_self = true,
+    about = "The read side of users: GetUser and ListUsers from a read model projected from Kafka."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum Command {
+    /// Apply migrations, then serve (the default).
+    Serve,
+    /// Apply the read database's migrations and exit (e.g. as a Kubernetes Job).
+    Migrate,
+    /// Rebuild the read model from the earliest offsets into a shadow table, then swap it
+    /// in, while running replicas keep serving.
+    Replay,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address of the gRPC server.
+    #[arg(long, env = "GRPC_ADDR", default_value = "127.0.0.1:50052")]
+    pub grpc_addr: SocketAddr,
+
+    /// Address of the HTTP server for health checks and metrics.
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8082")]
+    pub http_addr: SocketAddr,
+
+    /// The read database. Created at start when it does not exist.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/users_read", value_parser = parse_database_url)]
+    pub database_url: String,
+
+    /// Most connections the pool opens.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub database_pool_size: u16,
+
+    /// Consumer group of the projector; replicas in one group share the partitions.
+    #[arg(
+        long = "kafka-consumer-group",
+        env = "KAFKA_CONSUMER_GROUP",
+        default_value = "query-service"
+    )]
+    pub consumer_group: String,
+
+    /// Users kept in each replica's cache.
+    #[arg(long, env = "CACHE_CAPACITY", default_value_t = 100_000)]
+    pub cache_capacity: u64,
+
+    /// How long a cached user may be served before it is read again.
+    #[arg(long, env = "CACHE_TTL", default_value = "5m", value_parser = parse_duration)]
+    pub cache_ttl: Duration,
+
+    /// How long GetUser waits for `min_version` before answering UNAVAILABLE.
+    #[arg(long, env = "MIN_VERSION_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub min_version_timeout: Duration,
+
+    /// Secret that signs page tokens, the same on every replica (at least 16 bytes).
+    #[arg(long, env = "PAGE_TOKEN_SECRET", default_value = "local-development-page-token-secret", value_parser = parse_secret, hide_default_value = true)]
+    pub page_token_secret: String,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+
+    #[command(flatten)]
+    pub health: HealthArgs,
+
+    #[command(flatten)]
+    pub shutdown: ShutdownArgs,
+}
+
+fn parse_secret(text: &str) -> Result<String, String> {
+    if text.len() < 16 {
+        return Err("must be at least 16 bytes".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_work_on_a_developer_machine() {
+        let cli = Cli::try_parse_from(["query-service"]).unwrap();
+        assert_eq!(cli.config.grpc_addr.to_string(), "127.0.0.1:50052");
+        assert_eq!(cli.config.http_addr.to_string(), "127.0.0.1:8082");
+        assert!(cli.config.database_url.ends_with("/users_read"));
+    }
+
+    #[test]
+    fn bad_values_are_refused_before_anything_starts() {
+        assert!(Cli::try_parse_from(["query-service", "--page-token-secret", "short"]).is_err());
+        assert!(Cli::try_parse_from(["query-service", "--cache-ttl", "forever"]).is_err());
+    }
+}

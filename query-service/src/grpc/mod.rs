@@ -1,0 +1,76 @@
+//! The read half of `user.v1.UserService`; one file per RPC.
+
+mod get_user;
+mod list_users;
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use shared_proto::v1::{self, user_service_server::UserService};
+use tonic::{Request, Response, Status};
+use users_shared::grpc_error::owned_by;
+
+use crate::{cache::UserCache, page_token::PageTokens};
+
+/// What every query handler needs.
+#[derive(Clone)]
+pub struct Reads {
+    pub pool: Pool,
+    pub cache: UserCache,
+    pub page_tokens: PageTokens,
+    pub min_version_timeout: Duration,
+}
+
+pub struct QueryService {
+    reads: Reads,
+}
+
+impl QueryService {
+    pub fn new(reads: Reads) -> Self {
+        Self { reads }
+    }
+}
+
+const OWNER_OF_WRITES: &str = "command-service";
+
+#[tonic::async_trait]
+impl UserService for QueryService {
+    async fn get_user(
+        &self,
+        request: Request<v1::GetUserRequest>,
+    ) -> Result<Response<v1::GetUserResponse>, Status> {
+        Ok(Response::new(
+            get_user::handle(&self.reads, request.into_inner()).await?,
+        ))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<v1::ListUsersRequest>,
+    ) -> Result<Response<v1::ListUsersResponse>, Status> {
+        Ok(Response::new(
+            list_users::handle(&self.reads, request.into_inner()).await?,
+        ))
+    }
+
+    async fn create_user(
+        &self,
+        _request: Request<v1::CreateUserRequest>,
+    ) -> Result<Response<v1::CreateUserResponse>, Status> {
+        Err(owned_by("CreateUser", OWNER_OF_WRITES))
+    }
+
+    async fn update_user(
+        &self,
+        _request: Request<v1::UpdateUserRequest>,
+    ) -> Result<Response<v1::UpdateUserResponse>, Status> {
+        Err(owned_by("UpdateUser", OWNER_OF_WRITES))
+    }
+
+    async fn delete_user(
+        &self,
+        _request: Request<v1::DeleteUserRequest>,
+    ) -> Result<Response<v1::DeleteUserResponse>, Status> {
+        Err(owned_by("DeleteUser", OWNER_OF_WRITES))
+    }
+}

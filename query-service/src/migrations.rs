@@ -1,0 +1,9 @@
+//! The read database's schema, from `migrations/read`.
+
+use users_shared::db::Migration;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "user_views",
+    sql: include_str!("../../migrations/read/0001_user_views.sql"),
+}];

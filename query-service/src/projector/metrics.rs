@@ -1,0 +1,104 @@
+//! The projector's Prometheus metrics; lag comes from librdkafka's statistics.
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, EncodeLabelValue},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+use rdkafka::{ClientContext, consumer::ConsumerContext, statistics::Statistics};
+
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub(super) enum Outcome {
+    /// Written to the view.
+    Applied,
+    /// The view already held that version or a newer one.
+    Stale,
+    /// Undecodable, sent to the dead-letter topic.
+    DeadLettered,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    topic: String,
+    outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    topic: String,
+    partition: i64,
+}
+
+#[derive(Clone)]
+pub struct ProjectorMetrics {
+    events: Family<EventLabels, Counter>,
+    lag: Family<PartitionLabels, Gauge>,
+    pub(super) errors: Counter,
+}
+
+impl ProjectorMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            events: Family::default(),
+            lag: Family::default(),
+            errors: Counter::default(),
+        };
+        registry.register(
+            "projector_events",
+            "Events the projector handled, by topic and outcome (applied, stale, dead_lettered)",
+            metrics.events.clone(),
+        );
+        registry.register(
+            "projector_lag",
+            "Records not yet projected, per partition",
+            metrics.lag.clone(),
+        );
+        registry.register(
+            "projector_errors",
+            "Failed attempts to write the view (the batch is retried)",
+            metrics.errors.clone(),
+        );
+        metrics
+    }
+
+    pub(super) fn count(&self, topic: &str, outcome: Outcome) {
+        self.events
+            .get_or_create(&EventLabels {
+                topic: topic.to_owned(),
+                outcome,
+            })
+            .inc();
+    }
+}
+
+pub(super) struct ProjectorContext {
+    metrics: ProjectorMetrics,
+}
+
+impl ProjectorContext {
+    pub(super) fn new(metrics: ProjectorMetrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl ClientContext for ProjectorContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, stats) in statistics.topics {
+            for partition in stats.partitions.values() {
+                // librdkafka reports -1 for partitions it does not consume and for the
+                // internal "unassigned" partition.
+                if partition.partition >= 0 && partition.consumer_lag >= 0 {
+                    self.metrics
+                        .lag
+                        .get_or_create(&PartitionLabels {
+                            topic: topic.clone(),
+                            partition: partition.partition.into(),
+                        })
+                        .set(partition.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for ProjectorContext {}

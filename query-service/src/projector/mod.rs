@@ -1,0 +1,185 @@
+//! The projector: a consumer group over the three event topics that writes the view.
+//!
+//! Offsets are stored only after the batch they belong to is committed to the view (or, for
+//! an undecodable record, acknowledged by the dead-letter topic), so a crash replays events
+//! rather than skips them; the view's version guard makes a replayed event change nothing.
+
+mod dead_letters;
+mod metrics;
+
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use futures::FutureExt;
+use rdkafka::{
+    Message,
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    error::KafkaResult,
+    message::OwnedMessage,
+};
+use tokio_util::sync::CancellationToken;
+use users_shared::{event_headers, kafka, topics::Topics, trace_context};
+
+use self::metrics::{Outcome, ProjectorContext};
+pub use self::{dead_letters::DeadLetters, metrics::ProjectorMetrics};
+use crate::{cache::CachedUser, cache::UserCache, user_change::UserChange, view};
+
+/// Records applied in one transaction at most.
+const MAX_BATCH: usize = 500;
+
+pub struct Projector {
+    consumer: StreamConsumer<ProjectorContext>,
+    pool: Pool,
+    topics: Topics,
+    dead_letters: DeadLetters,
+    cache: UserCache,
+    metrics: ProjectorMetrics,
+}
+
+impl Projector {
+    pub fn new(
+        brokers: &str,
+        group: &str,
+        topics: Topics,
+        pool: Pool,
+        cache: UserCache,
+        metrics: ProjectorMetrics,
+    ) -> KafkaResult<Self> {
+        let consumer = kafka::client_config(brokers, "query-service-projector")
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            // Offsets are stored by hand, once their events are in the view.
+            .set("enable.auto.offset.store", "false")
+            .set("fetch.wait.max.ms", "10")
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(ProjectorContext::new(metrics.clone()))?;
+        Ok(Self {
+            consumer,
+            dead_letters: DeadLetters::new(brokers, topics.dead_letter.clone())?,
+            pool,
+            topics,
+            cache,
+            metrics,
+        })
+    }
+
+    /// Projects until `shutdown`, then commits the stored offsets.
+    pub async fn run(self, shutdown: CancellationToken) {
+        if let Err(error) = self.consumer.subscribe(&self.topics.events()) {
+            tracing::error!(%error, "projector cannot subscribe");
+            return;
+        }
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                received = self.consumer.recv() => received,
+            };
+            let mut batch = match first {
+                Ok(message) => vec![message.detach()],
+                Err(error) => {
+                    tracing::warn!(%error, "projector consumer error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            while batch.len() < MAX_BATCH {
+                match self.consumer.recv().now_or_never() {
+                    Some(Ok(message)) => batch.push(message.detach()),
+                    _ => break,
+                }
+            }
+            if !self.project(&batch, &shutdown).await {
+                break;
+            }
+        }
+        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(%error, "no offsets committed at shutdown");
+        }
+        tracing::info!("projector stopped");
+    }
+
+    /// Applies a batch, retrying while the database is down. Returns false when shutdown
+    /// interrupted it (its offsets stay unstored, so it is projected again after restart).
+    async fn project(&self, batch: &[OwnedMessage], shutdown: &CancellationToken) -> bool {
+        let mut changes = Vec::with_capacity(batch.len());
+        for record in batch {
+            match UserChange::decode(&self.topics, record.topic(), record.payload()) {
+                Ok(change) => changes.push((record, change)),
+                Err(reason) => {
+                    if !self
+                        .dead_letters
+                        .send(record, &reason.to_string(), shutdown)
+                        .await
+                    {
+                        return false;
+                    }
+                    self.metrics.count(record.topic(), Outcome::DeadLettered);
+                }
+            }
+        }
+
+        let mut backoff = Duration::from_millis(100);
+        let applied = loop {
+            match self.apply(&changes).await {
+                Ok(applied) => break applied,
+                Err(error) => {
+                    self.metrics.errors.inc();
+                    tracing::warn!(%error, retry_in = ?backoff, "projector cannot write the view; paused");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => return false,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+
+        for ((record, change), applied) in changes.iter().zip(applied) {
+            let span = tracing::info_span!(
+                "projector.apply",
+                otel.kind = "consumer",
+                topic = record.topic(),
+                user_id = %change.id,
+                version = change.version,
+                applied,
+            );
+            if let Some(traceparent) = kafka::header(*record, event_headers::TRACEPARENT) {
+                trace_context::set_parent(&span, trace_context::from_traceparent(traceparent));
+            }
+            span.in_scope(|| tracing::debug!("event projected"));
+            let outcome = if applied {
+                Outcome::Applied
+            } else {
+                Outcome::Stale
+            };
+            self.metrics.count(record.topic(), outcome);
+            self.cache.offer(change.id, CachedUser::from(change));
+        }
+        self.cache.announce();
+
+        for record in batch {
+            if let Err(error) =
+                self.consumer
+                    .store_offset(record.topic(), record.partition(), record.offset())
+            {
+                // A partition revoked meanwhile: its new owner projects the record again.
+                tracing::debug!(%error, "offset not stored");
+            }
+        }
+        true
+    }
+
+    async fn apply(
+        &self,
+        changes: &[(&OwnedMessage, UserChange)],
+    ) -> Result<Vec<bool>, users_shared::db_failure::DbFailure> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let refs: Vec<&UserChange> = changes.iter().map(|(_, change)| change).collect();
+        let applied = view::apply(&tx, view::LIVE, &refs).await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
+}

@@ -1,0 +1,212 @@
+//! `query-service replay`: rebuilds the read model from the earliest offsets into a shadow
+//! table while the live table keeps serving, then swaps the two in one transaction.
+//!
+//! The swap first merges the live table into the shadow one under the version guard, with
+//! the projector's writes held back by a lock, so no event the live view had can be missing
+//! afterwards; readers wait only for the moment of the renames.
+
+use std::{
+    collections::HashMap,
+    io::IsTerminal,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use futures::FutureExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::{
+    Message, Offset, TopicPartitionList,
+    consumer::{Consumer, StreamConsumer},
+};
+use users_shared::{db, kafka, topics::Topics};
+use uuid::Uuid;
+
+use crate::{app, config::Config, user_change::UserChange, view};
+
+/// Postgres channel on which a swap is announced; every replica clears its cache.
+pub const SWAPPED: &str = "user_views_swapped";
+
+const BATCH: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayReport {
+    pub events: u64,
+    pub undecodable: u64,
+}
+
+pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
+    app::migrate(&config.database_url).await?;
+    let pool = db::pool(&config.database_url, 2)?;
+    let topics = Topics::with_prefix(&config.kafka.topic_prefix);
+    let brokers = &config.kafka.brokers;
+    kafka::ensure_topics(
+        brokers,
+        &topics.events(),
+        config.kafka.topic_partitions,
+        config.kafka.topic_replication,
+    )
+    .await
+    .context("cannot reach Kafka")?;
+
+    let client = pool.get().await?;
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {shadow}; CREATE TABLE {shadow} (LIKE {live} INCLUDING ALL)",
+            shadow = view::SHADOW,
+            live = view::LIVE
+        ))
+        .await
+        .context("cannot create the shadow table")?;
+
+    // Where each partition ends now: the replay reads up to there, then the swap's merge
+    // brings in whatever the live projector wrote since.
+    let mut remaining: HashMap<(String, i32), i64> = HashMap::new();
+    let mut assignment = TopicPartitionList::new();
+    let consumer: StreamConsumer = kafka::client_config(brokers, "query-service-replay")
+        .set(
+            "group.id",
+            format!("query-service-replay-{}", Uuid::new_v4()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    for (topic, partition) in kafka::partitions(brokers, &topics.events()).await? {
+        let (low, high) = consumer
+            .fetch_watermarks(&topic, partition, Duration::from_secs(10))
+            .with_context(|| format!("cannot read the offsets of {topic}/{partition}"))?;
+        if high > low {
+            remaining.insert((topic.clone(), partition), high);
+            assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
+        }
+    }
+    let total: i64 = remaining.values().sum::<i64>();
+    let progress = Progress::new(total.max(0) as u64);
+    let mut report = ReplayReport {
+        events: 0,
+        undecodable: 0,
+    };
+    if !remaining.is_empty() {
+        consumer.assign(&assignment)?;
+    }
+
+    while !remaining.is_empty() {
+        let mut changes = Vec::with_capacity(BATCH);
+        let mut next = Some(consumer.recv().await);
+        while let Some(received) = next {
+            let record = received.context("cannot read the topics")?;
+            let key = (record.topic().to_owned(), record.partition());
+            if let Some(end) = remaining.get(&key) {
+                report.events += 1;
+                match UserChange::decode(&topics, record.topic(), record.payload()) {
+                    Ok(change) => changes.push(change),
+                    Err(_) => report.undecodable += 1,
+                }
+                if record.offset() + 1 >= *end {
+                    remaining.remove(&key);
+                }
+            }
+            next = (changes.len() < BATCH && !remaining.is_empty())
+                .then(|| consumer.recv().now_or_never())
+                .flatten();
+        }
+        let mut client = pool.get().await?;
+        let tx = client.transaction().await?;
+        let refs: Vec<&UserChange> = changes.iter().collect();
+        view::apply(&tx, view::SHADOW, &refs).await?;
+        tx.commit().await?;
+        progress.set(report.events);
+    }
+    progress.finish(report.events);
+
+    swap(&pool).await?;
+    tracing::info!(
+        events = report.events,
+        undecodable = report.undecodable,
+        "read model replayed and swapped in"
+    );
+    Ok(report)
+}
+
+async fn swap(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.batch_execute(&format!(
+        "LOCK TABLE {live} IN SHARE ROW EXCLUSIVE MODE;
+         INSERT INTO {shadow} AS s SELECT * FROM {live}
+         ON CONFLICT (id) DO UPDATE SET first_name = EXCLUDED.first_name,
+             last_name = EXCLUDED.last_name, nickname = EXCLUDED.nickname,
+             email = EXCLUDED.email, country = EXCLUDED.country,
+             created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
+             version = EXCLUDED.version, deleted = EXCLUDED.deleted
+         WHERE s.version < EXCLUDED.version;
+         ALTER TABLE {live} RENAME TO user_views_retired;
+         ALTER TABLE {shadow} RENAME TO {live};
+         DROP TABLE user_views_retired;
+         NOTIFY {SWAPPED};",
+        live = view::LIVE,
+        shadow = view::SHADOW,
+    ))
+    .await
+    .context("cannot swap the rebuilt read model in")?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A progress bar on a terminal, a log line every few seconds elsewhere.
+struct Progress {
+    bar: Option<ProgressBar>,
+    total: u64,
+    started: Instant,
+    last_line: std::sync::Mutex<Instant>,
+}
+
+impl Progress {
+    fn new(total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "replay {bar:40} {pos}/{len} events  {per_sec}  {eta} left",
+                )
+                .expect("a valid template"),
+            );
+            bar
+        });
+        Self {
+            bar,
+            total,
+            started: Instant::now(),
+            last_line: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    fn set(&self, done: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+            return;
+        }
+        let mut last_line = self.last_line.lock().expect("progress lock poisoned");
+        if last_line.elapsed() >= Duration::from_secs(2) {
+            *last_line = Instant::now();
+            let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+            tracing::info!(
+                done,
+                remaining = self.total.saturating_sub(done),
+                events_per_second = rate.round(),
+                "replaying"
+            );
+        }
+    }
+
+    fn finish(&self, done: u64) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        tracing::info!(
+            done,
+            events_per_second = rate.round(),
+            "replay read every event"
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! The read model's table: version-guarded writes from the projector and replay, and the
+//! queries GetUser and ListUsers run.
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::user_change::UserChange;
+
+/// The table the service reads.
+pub const LIVE: &str = "user_views";
+/// Where a replay rebuilds the read model before swapping it in.
+pub const SHADOW: &str = "user_views_shadow";
+
+const COLUMNS: &str =
+    "id, first_name, last_name, nickname, email, country, created_at, updated_at, version, deleted";
+
+fn from_row(row: &Row) -> UserChange {
+    UserChange {
+        id: row.get(0),
+        first_name: row.get(1),
+        last_name: row.get(2),
+        nickname: row.get(3),
+        email: row.get(4),
+        country: row.get(5),
+        created_at: row.get(6),
+        updated_at: row.get(7),
+        version: row.get(8),
+        deleted: row.get(9),
+    }
+}
+
+/// Writes each change unless the table already holds that user at the same or a newer
+/// version, so duplicates and late events change nothing and a tombstone stays deleted.
+/// Returns, per change, whether it was applied.
+pub async fn apply<C: GenericClient>(
+    client: &C,
+    table: &str,
+    changes: &[&UserChange],
+) -> Result<Vec<bool>, tokio_postgres::Error> {
+    let upsert = client
+        .prepare_cached(&format!(
+            "INSERT INTO {table} AS v ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (id) DO UPDATE SET first_name = EXCLUDED.first_name, \
+             last_name = EXCLUDED.last_name, nickname = EXCLUDED.nickname, email = EXCLUDED.email, \
+             country = EXCLUDED.country, created_at = EXCLUDED.created_at, \
+             updated_at = EXCLUDED.updated_at, version = EXCLUDED.version, deleted = EXCLUDED.deleted \
+             WHERE v.version < EXCLUDED.version"
+        ))
+        .await?;
+    // Sent together: the connection pipelines them and Postgres runs them in order, so two
+    // changes of one user in a batch still apply oldest first.
+    let upsert = &upsert;
+    let writes = changes.iter().map(|change| async move {
+        client
+            .execute(
+                upsert,
+                &[
+                    &change.id,
+                    &change.first_name,
+                    &change.last_name,
+                    &change.nickname,
+                    &change.email,
+                    &change.country,
+                    &change.created_at,
+                    &change.updated_at,
+                    &change.version,
+                    &change.deleted,
+                ],
+            )
+            .await
+    });
+    let applied = futures::future::try_join_all(writes)
+        .await?
+        .into_iter()
+        .map(|rows| rows == 1)
+        .collect();
+    Ok(applied)
+}
+
+/// The user's row, live or tombstone.
+pub async fn get<C: GenericClient>(
+    client: &C,
+    id: Uuid,
+) -> Result<Option<UserChange>, tokio_postgres::Error> {
+    let select = client
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM {LIVE} WHERE id = $1"))
+        .await?;
+    Ok(client
+        .query_opt(&select, &[&id])
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
+/// Up to `limit` live users after `after` in id order, of the given countries (all when
+/// empty). Each shape of query has its own statement so each can use its index.
+pub async fn list<C: GenericClient>(
+    client: &C,
+    countries: &[String],
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<UserChange>, tokio_postgres::Error> {
+    let sql = list_sql(!countries.is_empty(), after.is_some());
+    let select = client.prepare_cached(&sql).await?;
+    let rows = match (countries.is_empty(), after) {
+        (true, None) => client.query(&select, &[&limit]).await?,
+        (true, Some(after)) => client.query(&select, &[&limit, &after]).await?,
+        (false, None) => client.query(&select, &[&limit, &countries]).await?,
+        (false, Some(after)) => client.query(&select, &[&limit, &countries, &after]).await?,
+    };
+    Ok(rows.iter().map(from_row).collect())
+}
+
+fn list_sql(by_country: bool, after: bool) -> String {
+    let mut sql = format!("SELECT {COLUMNS} FROM {LIVE} WHERE NOT deleted");
+    if by_country {
+        sql.push_str(" AND country = ANY($2)");
+    }
+    if after {
+        sql.push_str(if by_country {
+            " AND id > $3"
+        } else {
+            " AND id > $2"
+        });
+    }
+    sql.push_str(" ORDER BY id LIMIT $1");
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_queries_number_their_parameters_in_binding_order() {
+        assert_eq!(
+            list_sql(true, true),
+            format!(
+                "SELECT {COLUMNS} FROM user_views WHERE NOT deleted AND country = ANY($2) AND id > $3 ORDER BY id LIMIT $1"
+            )
+        );
+        assert!(list_sql(false, true).contains("id > $2"));
+        assert!(!list_sql(false, false).contains("$2"));
+    }
+}

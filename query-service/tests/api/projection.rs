@@ -1,0 +1,195 @@
+use std::time::Duration;
+
+use rdkafka::Message;
+use users_shared::event_headers;
+use uuid::Uuid;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn duplicated_and_out_of_order_events_give_the_in_order_view() {
+    let mut app = spawn_query().await;
+    let writer = EventWriter::new(&users_shared::test_support::brokers());
+    let (kept, deleted) = (Uuid::now_v7(), Uuid::now_v7());
+
+    // `kept`: its late create and an old update arrive after the newest update, twice.
+    publish(
+        &writer,
+        &app.topics,
+        "updated",
+        &user(kept, 3, "Third", "GB"),
+    )
+    .await;
+    publish(
+        &writer,
+        &app.topics,
+        "created",
+        &user(kept, 1, "First", "GB"),
+    )
+    .await;
+    publish(
+        &writer,
+        &app.topics,
+        "updated",
+        &user(kept, 2, "Second", "GB"),
+    )
+    .await;
+    publish(
+        &writer,
+        &app.topics,
+        "updated",
+        &user(kept, 3, "Third", "GB"),
+    )
+    .await;
+    publish(
+        &writer,
+        &app.topics,
+        "created",
+        &user(kept, 1, "First", "GB"),
+    )
+    .await;
+    // `deleted`: the delete overtakes its create and update; they must not bring it back.
+    publish(
+        &writer,
+        &app.topics,
+        "deleted",
+        &user(deleted, 3, "Gone", "FR"),
+    )
+    .await;
+    publish(
+        &writer,
+        &app.topics,
+        "created",
+        &user(deleted, 1, "Back?", "FR"),
+    )
+    .await;
+    publish(
+        &writer,
+        &app.topics,
+        "updated",
+        &user(deleted, 2, "Back?", "FR"),
+    )
+    .await;
+
+    let seen = app.wait_for(&kept.to_string(), Some(3)).await.unwrap();
+    assert_eq!(seen.first_name, "Third");
+    app.wait_for(&deleted.to_string(), None).await;
+    // Every event was acknowledged before these waits began, and a stale one that is
+    // projected late must change nothing: give any straggler time to land, then look.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rows = app.view_rows().await;
+
+    let kept_row = rows.iter().find(|(id, ..)| *id == kept).unwrap();
+    assert_eq!(
+        (kept_row.1, kept_row.2, kept_row.3.as_str()),
+        (3, false, "Third")
+    );
+    let deleted_row = rows.iter().find(|(id, ..)| *id == deleted).unwrap();
+    assert_eq!(
+        (deleted_row.1, deleted_row.2),
+        (3, true),
+        "a tombstone stays"
+    );
+    assert_eq!(
+        app.get(&deleted.to_string()).await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+}
+
+#[tokio::test]
+async fn a_poison_record_is_dead_lettered_and_the_next_one_applied() {
+    let mut app = spawn_query().await;
+    let brokers = users_shared::test_support::brokers();
+    let writer = EventWriter::new(&brokers);
+    let poison_key = Uuid::now_v7().to_string();
+    writer
+        .send(
+            &app.topics.created,
+            &poison_key,
+            b"\x08\x96\x01 this is not a UserCreatedEvent \xff",
+            &[("origin", "test")],
+        )
+        .await;
+    let next = Uuid::now_v7();
+    publish(&writer, &app.topics, "created", &user(next, 1, "Ada", "GB")).await;
+
+    // Records of one key share a partition, but `next` may sit on another; either way it is
+    // applied although the poison record came first.
+    app.wait_for(&next.to_string(), Some(1)).await;
+
+    let mut dead_letters = EventReader::new(&brokers, &[&app.topics.dead_letter], PARTITIONS);
+    let record = &dead_letters.read(1, Duration::from_secs(30)).await[0];
+    assert_eq!(record.key(), Some(poison_key.as_bytes()));
+    assert_eq!(
+        header(record, event_headers::DLQ_ORIGIN_TOPIC),
+        Some(app.topics.created.as_str())
+    );
+    assert!(header(record, event_headers::DLQ_ORIGIN_PARTITION).is_some());
+    assert!(
+        header(record, event_headers::DLQ_ORIGIN_OFFSET)
+            .unwrap()
+            .parse::<i64>()
+            .is_ok()
+    );
+    assert!(
+        header(record, event_headers::DLQ_REASON)
+            .unwrap()
+            .contains("UserCreatedEvent")
+    );
+    assert_eq!(
+        header(record, "origin"),
+        Some("test"),
+        "the original headers are kept"
+    );
+}
+
+#[tokio::test]
+async fn a_projector_restarted_mid_stream_ends_with_the_same_view() {
+    let app = spawn_query().await;
+    let writer = EventWriter::new(&users_shared::test_support::brokers());
+    let ids: Vec<Uuid> = (0..30).map(|_| Uuid::now_v7()).collect();
+    for id in &ids[..15] {
+        publish(&writer, &app.topics, "created", &user(*id, 1, "Ada", "GB")).await;
+    }
+    eventually("some events projected", Duration::from_secs(30), || async {
+        (!app.view_rows().await.is_empty()).then_some(())
+    })
+    .await;
+
+    let (db, prefix, group) = (app.db.clone(), app.prefix.clone(), app.group.clone());
+    app.stop().await.expect("a clean stop");
+    for id in &ids[15..] {
+        publish(
+            &writer,
+            &app_topics(&prefix),
+            "created",
+            &user(*id, 1, "Ada", "GB"),
+        )
+        .await;
+    }
+    for id in &ids[..10] {
+        publish(
+            &writer,
+            &app_topics(&prefix),
+            "updated",
+            &user(*id, 2, "Augusta", "GB"),
+        )
+        .await;
+    }
+
+    let mut restarted = start_query(db, &prefix, &group, &[]).await;
+    for (n, id) in ids.iter().enumerate() {
+        restarted
+            .wait_for(&id.to_string(), Some(if n < 10 { 2 } else { 1 }))
+            .await;
+    }
+    let rows = restarted.view_rows().await;
+    assert_eq!(rows.len(), 30);
+    assert!(rows.iter().all(|(id, version, deleted, _)| {
+        !deleted && *version == if ids[..10].contains(id) { 2 } else { 1 }
+    }));
+}
+
+fn app_topics(prefix: &str) -> users_shared::topics::Topics {
+    users_shared::topics::Topics::with_prefix(prefix)
+}
