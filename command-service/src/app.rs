@@ -10,7 +10,10 @@ use shared_proto::v1::user_service_server::{SERVICE_NAME, UserServiceServer};
 use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
-use users_shared::{db, grpc_server, health::Health, http, pg_listen, readiness, topics::Topics};
+use users_shared::{
+    db, grpc_metrics::GrpcMetricsLayer, grpc_server, health::Health, http, pg_listen, readiness,
+    topics::Topics,
+};
 
 use crate::{
     config::Config,
@@ -25,6 +28,7 @@ pub struct App {
     grpc_listener: TcpListener,
     http_listener: TcpListener,
     routes: Routes,
+    grpc_metrics: GrpcMetricsLayer,
     health: Health,
     registry: Arc<Registry>,
     relay: Arc<Relay>,
@@ -49,6 +53,7 @@ impl App {
         let pool = db::pool(&config.database_url, config.database_pool_size.into())?;
 
         let mut registry = Registry::default();
+        let grpc_metrics = GrpcMetricsLayer::register(&mut registry);
         let relay_wake = Arc::new(Notify::new());
         let relay = Arc::new(Relay::new(
             pool.clone(),
@@ -99,6 +104,7 @@ impl App {
             grpc_listener,
             http_listener,
             routes,
+            grpc_metrics,
             health,
             registry: Arc::new(registry),
             relay,
@@ -156,6 +162,7 @@ impl App {
         let served = grpc_server::serve_with_grace(
             self.grpc_listener,
             self.routes,
+            self.grpc_metrics,
             self.health.clone(),
             stop,
             self.config.shutdown.shutdown_grace,

@@ -11,7 +11,8 @@ use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use users_shared::{
-    db, grpc_server, health::Health, http, kafka, pg_listen, readiness, topics::Topics,
+    db, grpc_metrics::GrpcMetricsLayer, grpc_server, health::Health, http, kafka, pg_listen,
+    readiness, topics::Topics,
 };
 
 use crate::{
@@ -30,6 +31,7 @@ pub struct App {
     grpc_listener: TcpListener,
     http_listener: TcpListener,
     routes: Routes,
+    grpc_metrics: GrpcMetricsLayer,
     health: Health,
     registry: Arc<Registry>,
     projector: Projector,
@@ -55,6 +57,7 @@ impl App {
         let topics = Topics::with_prefix(&config.kafka.topic_prefix);
 
         let mut registry = Registry::default();
+        let grpc_metrics = GrpcMetricsLayer::register(&mut registry);
         let cache = UserCache::new(config.cache_capacity, config.cache_ttl, &mut registry);
         let projector = Projector::new(
             &config.kafka.brokers,
@@ -95,6 +98,7 @@ impl App {
             grpc_listener,
             http_listener,
             routes,
+            grpc_metrics,
             health,
             registry: Arc::new(registry),
             projector,
@@ -174,6 +178,7 @@ impl App {
         let served = grpc_server::serve_with_grace(
             self.grpc_listener,
             self.routes,
+            self.grpc_metrics,
             self.health.clone(),
             stop,
             self.config.shutdown.shutdown_grace,

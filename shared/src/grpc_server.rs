@@ -10,7 +10,7 @@ use tonic_health::server::HealthReporter;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{health::Health, trace_context};
+use crate::{grpc_metrics::GrpcMetricsLayer, health::Health, trace_context};
 
 /// The span of one call, child of the caller's trace when it sent a `traceparent`.
 pub fn request_span(request: &http::Request<()>) -> tracing::Span {
@@ -71,12 +71,13 @@ where
 pub async fn serve_with_grace(
     listener: TcpListener,
     routes: Routes,
+    metrics: GrpcMetricsLayer,
     health: Health,
     stop: CancellationToken,
     grace: Duration,
 ) -> Result<(), tonic::transport::Error> {
     let draining = stop.clone();
-    let served = serve(listener, routes, async move {
+    let served = serve(listener, routes, metrics, async move {
         draining.cancelled().await;
         health.start_draining().await;
     });
@@ -93,10 +94,12 @@ pub async fn serve_with_grace(
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
+    metrics: GrpcMetricsLayer,
     stop: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     Server::builder()
         .trace_fn(request_span)
+        .layer(metrics)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)

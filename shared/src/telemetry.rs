@@ -3,8 +3,13 @@
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use opentelemetry_sdk::{
+    Resource,
+    trace::{SdkTracerProvider, TracerProviderBuilder},
+};
+use tracing_subscriber::{
+    EnvFilter, Layer, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 use crate::config::{LogFormat, TelemetryArgs};
 
@@ -34,15 +39,28 @@ impl Telemetry {
 /// Installs the global subscriber. Spans always get OpenTelemetry ids, exported or not, so a
 /// change's trace context reaches its Kafka event even when no collector is configured.
 pub fn init(service_name: &'static str, args: &TelemetryArgs) -> Result<Telemetry, TelemetryError> {
-    init_with_writer(service_name, args, false)
+    install(service_name, args, false, |builder| builder)
 }
 
-/// As [`init`]; with `for_tests`, lines go through the test harness's capture.
-pub fn init_with_writer(
+/// For tests: log lines go through the test harness's capture and finished spans to
+/// `exporter`, where a test can look for them.
+#[cfg(feature = "test-support")]
+pub fn init_for_tests(
+    args: &TelemetryArgs,
+    exporter: opentelemetry_sdk::trace::InMemorySpanExporter,
+) -> Result<Telemetry, TelemetryError> {
+    install("test", args, true, |builder| {
+        builder.with_simple_exporter(exporter)
+    })
+}
+
+fn install(
     service_name: &'static str,
     args: &TelemetryArgs,
     for_tests: bool,
+    add_exporters: impl FnOnce(TracerProviderBuilder) -> TracerProviderBuilder,
 ) -> Result<Telemetry, TelemetryError> {
+    // The log filter shapes the log lines only; traces always carry this code's spans.
     let filter = EnvFilter::try_new(&args.log_filter)?;
     let mut builder = SdkTracerProvider::builder()
         .with_resource(Resource::builder().with_service_name(service_name).build());
@@ -53,18 +71,26 @@ pub fn init_with_writer(
             .build()?;
         builder = builder.with_batch_exporter(exporter);
     }
-    let provider = builder.build();
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name));
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
-    let installed = match args.log_format {
-        LogFormat::Text if for_tests => registry
-            .with(tracing_subscriber::fmt::layer().with_test_writer())
-            .try_init(),
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init(),
-        LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().flatten_event(true))
-            .try_init(),
+    let provider = add_exporters(builder).build();
+    let logs = match (args.log_format, for_tests) {
+        (LogFormat::Json, _) => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_filter(filter)
+            .boxed(),
+        (LogFormat::Text, true) => tracing_subscriber::fmt::layer()
+            .with_test_writer()
+            .with_filter(filter)
+            .boxed(),
+        (LogFormat::Text, false) => tracing_subscriber::fmt::layer().with_filter(filter).boxed(),
     };
-    installed.map_err(|_| TelemetryError::AlreadyInstalled)?;
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(service_name))
+        .with_filter(LevelFilter::INFO);
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(traces)
+        .try_init()
+        .map_err(|_| TelemetryError::AlreadyInstalled)?;
     Ok(Telemetry { provider })
 }

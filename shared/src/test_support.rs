@@ -2,6 +2,7 @@
 
 use std::{sync::OnceLock, time::Duration};
 
+use opentelemetry_sdk::trace::InMemorySpanExporter;
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     consumer::{Consumer, StreamConsumer},
@@ -43,20 +44,31 @@ pub fn require_broker() {
 }
 
 /// Logs of the services under test, shown for failing tests; `TEST_LOG` filters them
-/// (default `warn`). Spans get trace ids as in production, so trace context is testable.
+/// (default `warn`). Spans get trace ids as in production and are kept for [`finished_spans`].
 pub fn init_tracing() {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    INSTALLED.get_or_init(|| {
+    span_exporter();
+}
+
+fn span_exporter() -> &'static InMemorySpanExporter {
+    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
+    EXPORTER.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
         let args = crate::config::TelemetryArgs {
             log_format: crate::config::LogFormat::Text,
             log_filter: std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".to_owned()),
             otlp_endpoint: None,
         };
         // Leaked on purpose: the subscriber lives as long as the test binary.
-        if let Ok(telemetry) = crate::telemetry::init_with_writer("test", &args, true) {
+        if let Ok(telemetry) = crate::telemetry::init_for_tests(&args, exporter.clone()) {
             std::mem::forget(telemetry);
         }
-    });
+        exporter
+    })
+}
+
+/// Every span that has ended so far in this test binary.
+pub fn finished_spans() -> Vec<opentelemetry_sdk::trace::SpanData> {
+    span_exporter().get_finished_spans().unwrap_or_default()
 }
 
 /// A database of its own, dropped (with its connections) when the value is.
@@ -234,4 +246,71 @@ impl EventWriter {
             .await
             .unwrap_or_else(|(error, _)| panic!("cannot produce to {topic}: {error}"));
     }
+}
+
+/// One sample of a Prometheus text exposition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Parses the samples of a Prometheus / OpenMetrics text exposition (no escapes inside
+/// label values beyond `\"`, which the services never emit).
+pub fn parse_metrics(text: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for line in text
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value in `{line}`"));
+        let value = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in `{line}`"));
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (
+                name,
+                rest.strip_suffix('}')
+                    .unwrap_or_else(|| panic!("unclosed labels in `{line}`")),
+            ),
+            None => (series, ""),
+        };
+        let mut parsed = std::collections::BTreeMap::new();
+        let mut rest = labels;
+        while !rest.is_empty() {
+            let (key, after) = rest
+                .split_once("=\"")
+                .unwrap_or_else(|| panic!("bad label in `{line}`"));
+            let end = after
+                .find('"')
+                .unwrap_or_else(|| panic!("unterminated label in `{line}`"));
+            parsed.insert(
+                key.trim_start_matches(',').to_owned(),
+                after[..end].to_owned(),
+            );
+            rest = after[end + 1..].trim_start_matches(',');
+        }
+        samples.push(Sample {
+            name: name.to_owned(),
+            labels: parsed,
+            value,
+        });
+    }
+    samples
+}
+
+/// The value of the sample named `name` whose labels include every pair of `labels`.
+pub fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|sample| {
+            sample.name == name
+                && labels
+                    .iter()
+                    .all(|(key, value)| sample.labels.get(*key).map(String::as_str) == Some(*value))
+        })
+        .map(|sample| sample.value)
 }

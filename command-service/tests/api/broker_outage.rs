@@ -7,6 +7,8 @@ use std::{
 use shared_proto::v1;
 use users_shared::event_headers;
 
+use users_shared::test_support::http_get;
+
 use crate::helpers::*;
 
 /// A tansu broker of the test's own, so stopping it disturbs no other test.
@@ -82,6 +84,7 @@ async fn writes_while_the_broker_is_down_are_published_when_it_returns() {
     drop(before);
 
     broker.stop();
+    wait_for_readiness(&app, 503, "\"kafka\":{\"ok\":false").await;
     let second = app.create_user(&unique_email()).await;
     let third = app.create_user(&unique_email()).await;
     app.client
@@ -96,6 +99,7 @@ async fn writes_while_the_broker_is_down_are_published_when_it_returns() {
 
     // The in-memory broker comes back empty: the relay must recreate the topics.
     let _broker = PrivateBroker::start_on(broker.addr);
+    wait_for_readiness(&app, 200, "\"status\":\"ready\"").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while app.outbox_len().await > 0 {
         assert!(
@@ -123,4 +127,18 @@ async fn writes_while_the_broker_is_down_are_published_when_it_returns() {
     ];
     expected.sort();
     assert_eq!(seen, expected);
+}
+
+/// Readiness runs its checks on a timer (200 ms in tests): poll until it answers `status`.
+async fn wait_for_readiness(app: &TestApp, status: u16, body_part: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, body) = http_get(app.http_addr, "/health-check/readiness").await;
+        if code == status {
+            assert!(body.contains(body_part), "{body}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "readiness stayed {code}: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

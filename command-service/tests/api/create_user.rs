@@ -61,6 +61,13 @@ async fn create_user_publishes_the_whole_user_on_user_created() {
         Some(event_headers::USER_CREATED)
     );
     assert_eq!(header(record, event_headers::VERSION), Some("1"));
+    let traceparent = header(record, event_headers::TRACEPARENT).expect("a traceparent");
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(
+        (parts.len(), parts[0], parts[1].len()),
+        (4, "00", 32),
+        "{traceparent}"
+    );
     let event_id = header(record, event_headers::EVENT_ID).expect("an event id");
     assert!(uuid::Uuid::parse_str(event_id).is_ok());
     let occurred_at = header(record, event_headers::OCCURRED_AT).expect("occurred-at");

@@ -9,4 +9,5 @@ mod delete_user;
 mod helpers;
 mod operations;
 mod outbox;
+mod shutdown;
 mod update_user;

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use users_shared::test_support::http_get;
+use users_shared::test_support::{http_get, parse_metrics, sample};
 
 use crate::helpers::*;
 
@@ -46,4 +46,64 @@ async fn a_stopped_service_exits_cleanly_having_published_what_it_accepted() {
         .unwrap()
         .get(0);
     assert_eq!(pending, 0);
+}
+
+#[tokio::test]
+async fn metrics_count_calls_by_method_and_code_with_the_original_names() {
+    let mut app = spawn_app().await;
+    app.create_user(&unique_email()).await;
+    let _ = app
+        .client
+        .create_user(create_request("not an address"))
+        .await;
+    let _ = app
+        .client
+        .get_user(shared_proto::v1::GetUserRequest::default())
+        .await;
+
+    let (status, text) = http_get(app.http_addr, "/metrics").await;
+    assert_eq!(status, 200);
+    let samples = parse_metrics(&text);
+    let create = [
+        ("grpc_type", "unary"),
+        ("grpc_service", "user.v1.UserService"),
+        ("grpc_method", "CreateUser"),
+    ];
+    let with_code = |code| {
+        let mut labels = create.to_vec();
+        labels.push(("grpc_code", code));
+        sample(&samples, "grpc_server_handled_total", &labels)
+    };
+    assert_eq!(
+        sample(&samples, "grpc_server_started_total", &create),
+        Some(2.0)
+    );
+    assert_eq!(with_code("OK"), Some(1.0));
+    assert_eq!(with_code("InvalidArgument"), Some(1.0));
+    assert_eq!(
+        sample(&samples, "grpc_server_handling_seconds_count", &create),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "grpc_server_handled_total",
+            &[("grpc_method", "GetUser"), ("grpc_code", "Unimplemented")]
+        ),
+        Some(1.0)
+    );
+    let published = eventually_published(&app).await;
+    assert!(published >= 1.0);
+}
+
+async fn eventually_published(app: &TestApp) -> f64 {
+    for _ in 0..100 {
+        let (_, text) = http_get(app.http_addr, "/metrics").await;
+        let published = sample(&parse_metrics(&text), "outbox_events_published_total", &[]);
+        if let Some(value) = published.filter(|value| *value >= 1.0) {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("outbox_events_published_total never counted the event");
 }

@@ -9,3 +9,4 @@ mod operations;
 mod projection;
 mod queries;
 mod replay;
+mod tracing;
