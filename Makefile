@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help lint proto-generate build docker-build run test test-unit test-integration bench broker broker-stop postgres
+.PHONY: help lint proto-generate build docker-build run test test-unit test-integration broker broker-stop postgres
 
 help:
 	@echo "make run               start Postgres (if down), the broker and both services"

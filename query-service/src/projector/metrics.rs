@@ -1,13 +1,13 @@
 //! The projector's Prometheus metrics; lag comes from librdkafka's statistics.
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, EncodeLabelValue},
+    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 use rdkafka::{ClientContext, consumer::ConsumerContext, statistics::Statistics};
 
-#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub(super) enum Outcome {
     /// Written to the view.
     Applied,
@@ -17,10 +17,20 @@ pub(super) enum Outcome {
     DeadLettered,
 }
 
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Stale => "stale",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
     topic: String,
-    outcome: Outcome,
+    outcome: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -65,7 +75,7 @@ impl ProjectorMetrics {
         self.events
             .get_or_create(&EventLabels {
                 topic: topic.to_owned(),
-                outcome,
+                outcome: outcome.label(),
             })
             .inc();
     }

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use users_shared::test_support::http_get;
+use users_shared::test_support::{http_get, parse_metrics, sample};
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -31,19 +31,25 @@ async fn cache_hits_and_misses_are_counted() {
 
     let (status, metrics) = http_get(app.http_addr, "/metrics").await;
     assert_eq!(status, 200);
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|line| {
-                line.strip_prefix(name)
-                    .and_then(|rest| rest.trim().parse().ok())
-            })
-            .unwrap_or_else(|| panic!("no sample {name} in\n{metrics}"))
+    let samples = parse_metrics(&metrics);
+    let cache = |result| {
+        sample(
+            &samples,
+            "query_cache_requests_total",
+            &[("result", result)],
+        )
     };
-    assert!(value("query_cache_requests_total{result=\"hit\"}") >= 1.0);
-    assert!(value("query_cache_requests_total{result=\"miss\"}") >= 1.0);
+    assert!(cache("hit").is_some_and(|hits| hits >= 1.0), "{metrics}");
     assert!(
-        metrics.contains("projector_events_total{topic="),
+        cache("miss").is_some_and(|misses| misses >= 1.0),
         "{metrics}"
+    );
+    let applied = [
+        ("topic", app.topics.created.as_str()),
+        ("outcome", "applied"),
+    ];
+    assert_eq!(
+        sample(&samples, "projector_events_total", &applied),
+        Some(1.0)
     );
 }
