@@ -41,7 +41,7 @@ pub struct TelemetryArgs {
     pub log_format: LogFormat,
 
     /// Log filter, in tracing's EnvFilter syntax.
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    #[arg(long, env = "RUST_LOG", default_value = "info,tokio_postgres=warn")]
     pub log_filter: String,
 
     /// OTLP (gRPC) endpoint for traces, e.g. http://127.0.0.1:4317. Traces are exported only

@@ -1,6 +1,8 @@
 //! Logs and traces: a `tracing` subscriber that writes text or JSON lines and feeds
 //! OpenTelemetry, exporting over OTLP when an endpoint is configured.
 
+use std::io::IsTerminal;
+
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::{
@@ -82,7 +84,10 @@ fn install(
             .with_test_writer()
             .with_filter(filter)
             .boxed(),
-        (LogFormat::Text, false) => tracing_subscriber::fmt::layer().with_filter(filter).boxed(),
+        (LogFormat::Text, false) => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::stdout().is_terminal())
+            .with_filter(filter)
+            .boxed(),
     };
     let traces = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(service_name))
