@@ -7,12 +7,11 @@ use anyhow::Context;
 use deadpool_postgres::Pool;
 use prometheus_client::registry::Registry;
 use shared_proto::v1::user_service_server::{SERVICE_NAME, UserServiceServer};
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
 use users_shared::{
-    db, grpc_metrics::GrpcMetricsLayer, grpc_server, health::Health, http, pg_listen, readiness,
-    topics::Topics,
+    db, frontend::Frontend, grpc_metrics::GrpcMetricsLayer, grpc_server, health::Health, pg_listen,
+    readiness, topics::Topics,
 };
 
 use crate::{
@@ -25,12 +24,7 @@ use crate::{
 
 pub struct App {
     config: Config,
-    grpc_listener: TcpListener,
-    http_listener: TcpListener,
-    routes: Routes,
-    grpc_metrics: GrpcMetricsLayer,
-    health: Health,
-    registry: Arc<Registry>,
+    frontend: Frontend,
     relay: Arc<Relay>,
     relay_wake: Arc<Notify>,
     pool: Pool,
@@ -92,21 +86,19 @@ impl App {
         let routes = grpc_server::base_routes(health_service)?
             .add_service(UserServiceServer::new(CommandService::new(commands)));
 
-        let grpc_listener = TcpListener::bind(config.grpc_addr)
-            .await
-            .with_context(|| format!("cannot bind the gRPC address {}", config.grpc_addr))?;
-        let http_listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("cannot bind the HTTP address {}", config.http_addr))?;
-
-        Ok(Self {
-            config,
-            grpc_listener,
-            http_listener,
+        let frontend = Frontend::bind(
+            config.grpc_addr,
+            config.http_addr,
             routes,
             grpc_metrics,
             health,
-            registry: Arc::new(registry),
+            registry,
+        )
+        .await?;
+
+        Ok(Self {
+            config,
+            frontend,
             relay,
             relay_wake,
             pool,
@@ -114,15 +106,11 @@ impl App {
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.frontend.grpc_addr()
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http_listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.frontend.http_addr()
     }
 
     pub fn relay(&self) -> Arc<Relay> {
@@ -138,46 +126,28 @@ impl App {
     /// the grace period, and the relay publishes what they wrote and flushes the producer.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         let background = CancellationToken::new();
-        let health_task = self.health.spawn(
-            self.config.health.health_check_interval,
-            self.config.health.health_check_timeout,
-            background.clone(),
-        );
-        let listener_task = self.config.outbox.outbox_notify.then(|| {
-            pg_listen::spawn_listener(
+        let mut tasks = vec![tokio::spawn(
+            Arc::clone(&self.relay).run(background.clone()),
+        )];
+        if self.config.outbox.outbox_notify {
+            tasks.push(pg_listen::spawn_listener(
                 self.config.database_url.clone(),
                 outbox::CHANNEL,
                 Arc::clone(&self.relay_wake),
                 background.clone(),
-            )
-        });
-        let relay_task = tokio::spawn(Arc::clone(&self.relay).run(background.clone()));
-        let http_task = tokio::spawn(http::serve(
-            self.http_listener,
-            http::router(self.health.clone(), Arc::clone(&self.registry)),
-            background.clone(),
-        ));
-        tracing::info!(grpc = %self.config.grpc_addr, http = %self.config.http_addr, "command-service serving");
-
-        let served = grpc_server::serve_with_grace(
-            self.grpc_listener,
-            self.routes,
-            self.grpc_metrics,
-            self.health.clone(),
-            stop,
-            self.config.shutdown.shutdown_grace,
-        )
-        .await
-        .context("the gRPC server failed");
-
-        background.cancel();
-        let _ = relay_task.await;
-        if let Some(task) = listener_task {
-            let _ = task.await;
+            ));
         }
-        let _ = health_task.await;
-        let _ = http_task.await;
+        tracing::info!(grpc = %self.grpc_addr(), http = %self.http_addr(), "command-service serving");
+        self.frontend
+            .serve(
+                &self.config.health,
+                self.config.shutdown.shutdown_grace,
+                stop,
+                background,
+                tasks,
+            )
+            .await?;
         tracing::info!("command-service stopped");
-        served
+        Ok(())
     }
 }

@@ -7,12 +7,11 @@ use anyhow::Context;
 use deadpool_postgres::Pool;
 use prometheus_client::registry::Registry;
 use shared_proto::v1::user_service_server::{SERVICE_NAME, UserServiceServer};
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
 use users_shared::{
-    db, grpc_metrics::GrpcMetricsLayer, grpc_server, health::Health, http, kafka, pg_listen,
-    readiness, topics::Topics,
+    config::KafkaArgs, db, frontend::Frontend, grpc_metrics::GrpcMetricsLayer, grpc_server,
+    health::Health, kafka, pg_listen, readiness, topics::Topics,
 };
 
 use crate::{
@@ -28,12 +27,7 @@ use crate::{
 
 pub struct App {
     config: Config,
-    grpc_listener: TcpListener,
-    http_listener: TcpListener,
-    routes: Routes,
-    grpc_metrics: GrpcMetricsLayer,
-    health: Health,
-    registry: Arc<Registry>,
+    frontend: Frontend,
     projector: Projector,
     cache: UserCache,
     pool: Pool,
@@ -86,21 +80,19 @@ impl App {
         let routes = grpc_server::base_routes(health_service)?
             .add_service(UserServiceServer::new(QueryService::new(reads)));
 
-        let grpc_listener = TcpListener::bind(config.grpc_addr)
-            .await
-            .with_context(|| format!("cannot bind the gRPC address {}", config.grpc_addr))?;
-        let http_listener = TcpListener::bind(config.http_addr)
-            .await
-            .with_context(|| format!("cannot bind the HTTP address {}", config.http_addr))?;
-
-        Ok(Self {
-            config,
-            grpc_listener,
-            http_listener,
+        let frontend = Frontend::bind(
+            config.grpc_addr,
+            config.http_addr,
             routes,
             grpc_metrics,
             health,
-            registry: Arc::new(registry),
+            registry,
+        )
+        .await?;
+
+        Ok(Self {
+            config,
+            frontend,
             projector,
             cache,
             pool,
@@ -108,15 +100,11 @@ impl App {
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.frontend.grpc_addr()
     }
 
     pub fn http_addr(&self) -> SocketAddr {
-        self.http_listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.frontend.http_addr()
     }
 
     pub fn pool(&self) -> Pool {
@@ -127,78 +115,71 @@ impl App {
     /// projector commits its position.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         let background = CancellationToken::new();
-        let health_task = self.health.spawn(
-            self.config.health.health_check_interval,
-            self.config.health.health_check_timeout,
+        let topics = Topics::with_prefix(&self.config.kafka.topic_prefix);
+        let consume = consume(
+            self.config.kafka.clone(),
+            topics,
+            self.projector,
+            self.cache.clone(),
             background.clone(),
         );
-        let topics = Topics::with_prefix(&self.config.kafka.topic_prefix);
-        let kafka_args = self.config.kafka.clone();
-        let projector = self.projector;
-        let projector_background = background.clone();
-        let cache = self.cache.clone();
-        let feed_background = background.clone();
-        let consume_task = tokio::spawn(async move {
-            if !ensure_topics(&kafka_args, &topics, &projector_background).await {
-                return;
-            }
-            let feed = tokio::spawn(cache_feed::run(
-                kafka_args.brokers.clone(),
-                topics,
-                cache,
-                feed_background,
-            ));
-            projector.run(projector_background).await;
-            let _ = feed.await;
-        });
         let swapped = Arc::new(Notify::new());
-        let listen_task = pg_listen::spawn_listener(
+        let listen = pg_listen::spawn_listener(
             self.config.database_url.clone(),
             replay::SWAPPED,
             Arc::clone(&swapped),
             background.clone(),
         );
-        let cache = self.cache.clone();
-        let swap_background = background.clone();
-        let clear_task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = swap_background.cancelled() => return,
-                    _ = swapped.notified() => cache.clear(),
-                }
-            }
-        });
-        let http_task = tokio::spawn(http::serve(
-            self.http_listener,
-            http::router(self.health.clone(), Arc::clone(&self.registry)),
-            background.clone(),
-        ));
-        tracing::info!(grpc = %self.config.grpc_addr, http = %self.config.http_addr, "query-service serving");
-
-        let served = grpc_server::serve_with_grace(
-            self.grpc_listener,
-            self.routes,
-            self.grpc_metrics,
-            self.health.clone(),
-            stop,
-            self.config.shutdown.shutdown_grace,
-        )
-        .await
-        .context("the gRPC server failed");
-
-        background.cancel();
-        for task in [consume_task, listen_task, clear_task, health_task] {
-            let _ = task.await;
-        }
-        let _ = http_task.await;
+        let clear = clear_cache_on_swap(swapped, self.cache.clone(), background.clone());
+        tracing::info!(grpc = %self.frontend.grpc_addr(), http = %self.frontend.http_addr(), "query-service serving");
+        self.frontend
+            .serve(
+                &self.config.health,
+                self.config.shutdown.shutdown_grace,
+                stop,
+                background,
+                vec![tokio::spawn(consume), listen, tokio::spawn(clear)],
+            )
+            .await?;
         tracing::info!("query-service stopped");
-        served
+        Ok(())
+    }
+}
+
+/// Creates the topics, then runs the cache feed and the projector until `shutdown`.
+async fn consume(
+    kafka_args: KafkaArgs,
+    topics: Topics,
+    projector: Projector,
+    cache: UserCache,
+    shutdown: CancellationToken,
+) {
+    if !ensure_topics(&kafka_args, &topics, &shutdown).await {
+        return;
+    }
+    let feed = tokio::spawn(cache_feed::run(
+        kafka_args.brokers.clone(),
+        topics,
+        cache,
+        shutdown.clone(),
+    ));
+    projector.run(shutdown).await;
+    let _ = feed.await;
+}
+
+/// A replay announces its swap; the cache may hold entries the new table does not.
+async fn clear_cache_on_swap(swapped: Arc<Notify>, cache: UserCache, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = swapped.notified() => cache.clear(),
+        }
     }
 }
 
 /// Creates the topics (events and dead letters), retrying until the broker answers.
 async fn ensure_topics(
-    kafka_args: &users_shared::config::KafkaArgs,
+    kafka_args: &KafkaArgs,
     topics: &Topics,
     shutdown: &CancellationToken,
 ) -> bool {

@@ -26,8 +26,8 @@ pub struct CachedUser {
 impl From<&UserChange> for CachedUser {
     fn from(change: &UserChange) -> Self {
         Self {
-            version: change.version,
-            user: (!change.deleted).then(|| Arc::new(change.to_proto())),
+            version: change.user.version,
+            user: (!change.deleted).then(|| Arc::new(change.user.to_proto())),
         }
     }
 }

@@ -40,7 +40,7 @@ pub async fn run(brokers: String, topics: Topics, cache: UserCache, shutdown: Ca
                     if let Ok(change) =
                         UserChange::decode(&topics, record.topic(), record.payload())
                     {
-                        cache.offer(change.id, CachedUser::from(&change));
+                        cache.offer(change.user.id, CachedUser::from(&change));
                     }
                 }
                 Err(error) => {

@@ -3,23 +3,14 @@
 
 use prost::Message;
 use shared_proto::v1;
-use time::OffsetDateTime;
-use users_shared::{timestamp, topics::Topics};
+use users_shared::{timestamp, topics::Topics, user_state::UserState};
 use uuid::Uuid;
 
 /// The state of one user after one change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserChange {
-    pub id: Uuid,
-    pub version: i64,
+    pub user: UserState,
     pub deleted: bool,
-    pub first_name: String,
-    pub last_name: String,
-    pub nickname: String,
-    pub email: String,
-    pub country: String,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
 }
 
 /// Why a record cannot be projected; it goes to the dead-letter topic with this reason.
@@ -86,31 +77,19 @@ impl UserChange {
                 .ok_or(UndecodableRecord::MissingTimestamp(name))
         };
         Ok(Self {
-            id,
-            version,
+            user: UserState {
+                id,
+                version,
+                created_at: time(&user.created_at, "created_at")?,
+                updated_at: time(&user.updated_at, "updated_at")?,
+                first_name: user.first_name,
+                last_name: user.last_name,
+                nickname: user.nickname,
+                email: user.email,
+                country: user.country,
+            },
             deleted,
-            created_at: time(&user.created_at, "created_at")?,
-            updated_at: time(&user.updated_at, "updated_at")?,
-            first_name: user.first_name,
-            last_name: user.last_name,
-            nickname: user.nickname,
-            email: user.email,
-            country: user.country,
         })
-    }
-
-    pub fn to_proto(&self) -> v1::User {
-        v1::User {
-            id: self.id.to_string(),
-            first_name: self.first_name.clone(),
-            last_name: self.last_name.clone(),
-            nickname: self.nickname.clone(),
-            email: self.email.clone(),
-            country: self.country.clone(),
-            created_at: Some(timestamp::to_proto(self.created_at)),
-            updated_at: Some(timestamp::to_proto(self.updated_at)),
-            version: self.version as u64,
-        }
     }
 }
 
@@ -157,8 +136,8 @@ mod tests {
         .encode_to_vec();
         let change = UserChange::decode(&topics, &topics.deleted, Some(&deleted)).unwrap();
         assert!(change.deleted);
-        assert_eq!(change.version, 3);
-        assert_eq!(change.to_proto(), last);
+        assert_eq!(change.user.version, 3);
+        assert_eq!(change.user.to_proto(), last);
     }
 
     #[test]

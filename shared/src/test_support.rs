@@ -203,6 +203,15 @@ impl EventReader {
         records
     }
 
+    /// Every record that arrives until none has come for `idle`.
+    pub async fn read_available(&mut self, idle: Duration) -> Vec<OwnedMessage> {
+        let mut records = Vec::new();
+        while let Ok(received) = tokio::time::timeout(idle, self.consumer.recv()).await {
+            records.push(received.expect("a record").detach());
+        }
+        records
+    }
+
     /// Fails when any record arrives within `within`.
     pub async fn expect_nothing(&mut self, within: Duration) {
         if let Ok(Ok(message)) = tokio::time::timeout(within, self.consumer.recv()).await {
@@ -313,4 +322,18 @@ pub fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option
                     .all(|(key, value)| sample.labels.get(*key).map(String::as_str) == Some(*value))
         })
         .map(|sample| sample.value)
+}
+
+/// The `google.rpc.BadRequest` field violations a client sees in a status.
+pub fn field_violations(status: &tonic::Status) -> Vec<(String, String)> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .into_iter()
+                .map(|violation| (violation.field, violation.description))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 pub use users_shared::{
     kafka::header,
-    test_support::{EventReader, TestDatabase},
+    test_support::{EventReader, TestDatabase, field_violations as violations},
 };
 
 pub const PARTITIONS: i32 = 3;
@@ -154,18 +154,4 @@ pub fn key(record: &OwnedMessage) -> &str {
 
 pub fn decode<M: prost::Message + Default>(record: &OwnedMessage) -> M {
     M::decode(record.payload().expect("a payload")).expect("a decodable payload")
-}
-
-/// The status details a client sees for a field violation.
-pub fn violations(status: &tonic::Status) -> Vec<(String, String)> {
-    use tonic_types::StatusExt;
-    status
-        .get_details_bad_request()
-        .map(|bad| {
-            bad.field_violations
-                .into_iter()
-                .map(|v| (v.field, v.description))
-                .collect()
-        })
-        .unwrap_or_default()
 }

@@ -46,13 +46,13 @@ pub(super) async fn handle(
     let next_page_token = if rows.len() as i64 > page_size {
         rows.truncate(page_size as usize);
         rows.last()
-            .map(|last| reads.page_tokens.issue(filter, last.id))
+            .map(|last| reads.page_tokens.issue(filter, last.user.id))
             .unwrap_or_default()
     } else {
         String::new()
     };
     Ok(ListUsersResponse {
-        users: rows.iter().map(|row| row.to_proto()).collect(),
+        users: rows.iter().map(|row| row.user.to_proto()).collect(),
         next_page_token,
     })
 }

@@ -141,8 +141,8 @@ impl Projector {
                 "projector.apply",
                 otel.kind = "consumer",
                 topic = record.topic(),
-                user_id = %change.id,
-                version = change.version,
+                user_id = %change.user.id,
+                version = change.user.version,
                 applied,
             );
             if let Some(traceparent) = kafka::header(*record, event_headers::TRACEPARENT) {
@@ -155,7 +155,7 @@ impl Projector {
                 Outcome::Stale
             };
             self.metrics.count(record.topic(), outcome);
-            self.cache.offer(change.id, CachedUser::from(change));
+            self.cache.offer(change.user.id, CachedUser::from(change));
         }
         self.cache.announce();
 

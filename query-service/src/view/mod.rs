@@ -5,6 +5,8 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use users_shared::user_state::UserState;
+
 use crate::user_change::UserChange;
 
 /// The table the service reads.
@@ -12,20 +14,14 @@ pub const LIVE: &str = "user_views";
 /// Where a replay rebuilds the read model before swapping it in.
 pub const SHADOW: &str = "user_views_shadow";
 
-const COLUMNS: &str =
-    "id, first_name, last_name, nickname, email, country, created_at, updated_at, version, deleted";
+/// The user's columns, then whether it is deleted.
+fn columns() -> String {
+    format!("{}, deleted", UserState::COLUMNS)
+}
 
 fn from_row(row: &Row) -> UserChange {
     UserChange {
-        id: row.get(0),
-        first_name: row.get(1),
-        last_name: row.get(2),
-        nickname: row.get(3),
-        email: row.get(4),
-        country: row.get(5),
-        created_at: row.get(6),
-        updated_at: row.get(7),
-        version: row.get(8),
+        user: UserState::from_row(row),
         deleted: row.get(9),
     }
 }
@@ -40,12 +36,13 @@ pub async fn apply<C: GenericClient>(
 ) -> Result<Vec<bool>, tokio_postgres::Error> {
     let upsert = client
         .prepare_cached(&format!(
-            "INSERT INTO {table} AS v ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+            "INSERT INTO {table} AS v ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (id) DO UPDATE SET first_name = EXCLUDED.first_name, \
              last_name = EXCLUDED.last_name, nickname = EXCLUDED.nickname, email = EXCLUDED.email, \
              country = EXCLUDED.country, created_at = EXCLUDED.created_at, \
              updated_at = EXCLUDED.updated_at, version = EXCLUDED.version, deleted = EXCLUDED.deleted \
-             WHERE v.version < EXCLUDED.version"
+             WHERE v.version < EXCLUDED.version",
+            columns = columns()
         ))
         .await?;
     // Sent together: the connection pipelines them and Postgres runs them in order, so two
@@ -56,15 +53,15 @@ pub async fn apply<C: GenericClient>(
             .execute(
                 upsert,
                 &[
-                    &change.id,
-                    &change.first_name,
-                    &change.last_name,
-                    &change.nickname,
-                    &change.email,
-                    &change.country,
-                    &change.created_at,
-                    &change.updated_at,
-                    &change.version,
+                    &change.user.id,
+                    &change.user.first_name,
+                    &change.user.last_name,
+                    &change.user.nickname,
+                    &change.user.email,
+                    &change.user.country,
+                    &change.user.created_at,
+                    &change.user.updated_at,
+                    &change.user.version,
                     &change.deleted,
                 ],
             )
@@ -84,7 +81,7 @@ pub async fn get<C: GenericClient>(
     id: Uuid,
 ) -> Result<Option<UserChange>, tokio_postgres::Error> {
     let select = client
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM {LIVE} WHERE id = $1"))
+        .prepare_cached(&format!("SELECT {} FROM {LIVE} WHERE id = $1", columns()))
         .await?;
     Ok(client
         .query_opt(&select, &[&id])
@@ -113,7 +110,7 @@ pub async fn list<C: GenericClient>(
 }
 
 fn list_sql(by_country: bool, after: bool) -> String {
-    let mut sql = format!("SELECT {COLUMNS} FROM {LIVE} WHERE NOT deleted");
+    let mut sql = format!("SELECT {} FROM {LIVE} WHERE NOT deleted", columns());
     if by_country {
         sql.push_str(" AND country = ANY($2)");
     }
@@ -137,7 +134,8 @@ mod tests {
         assert_eq!(
             list_sql(true, true),
             format!(
-                "SELECT {COLUMNS} FROM user_views WHERE NOT deleted AND country = ANY($2) AND id > $3 ORDER BY id LIMIT $1"
+                "SELECT {} FROM user_views WHERE NOT deleted AND country = ANY($2) AND id > $3 ORDER BY id LIMIT $1",
+                columns()
             )
         );
         assert!(list_sql(false, true).contains("id > $2"));

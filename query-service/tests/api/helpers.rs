@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 pub use users_shared::{
     kafka::header,
-    test_support::{EventReader, EventWriter, TestDatabase},
+    test_support::{EventReader, EventWriter, TestDatabase, field_violations as violations},
 };
 
 pub const PARTITIONS: i32 = 3;
@@ -348,17 +348,4 @@ pub async fn publish(writer: &EventWriter, topics: &Topics, kind: &str, user: &v
             ],
         )
         .await;
-}
-
-pub fn violations(status: &tonic::Status) -> Vec<(String, String)> {
-    use tonic_types::StatusExt;
-    status
-        .get_details_bad_request()
-        .map(|bad| {
-            bad.field_violations
-                .into_iter()
-                .map(|v| (v.field, v.description))
-                .collect()
-        })
-        .unwrap_or_default()
 }
