@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help lint proto-generate build docker-build run test test-unit test-integration broker broker-stop postgres
+.PHONY: help lint proto-generate build docker-build run test test-unit test-integration bench broker broker-stop postgres
 
 help:
 	@echo "make run               start Postgres (if down), the broker and both services"
@@ -11,6 +11,7 @@ help:
 	@echo "make lint              rustfmt and clippy, warnings as errors"
 	@echo "make proto-generate    regenerate the Rust code of shared-proto"
 	@echo "make build             release binaries; make docker-build for images"
+	@echo "make bench             write-side figures beside their baselines (pgbench, raw argon2id)"
 	@echo "make broker            install (once) and start tansu on 127.0.0.1:9092"
 
 lint:
@@ -48,3 +49,6 @@ test-unit:
 
 test-integration: broker
 	cargo test --workspace --test '*'
+
+bench: broker
+	cargo bench -p command-service --bench writes

@@ -60,6 +60,7 @@ impl App {
             pool.clone(),
             cache.clone(),
             ProjectorMetrics::register(&mut registry),
+            config.resume_rewind,
         )?;
 
         let (reporter, health_service) = grpc_server::health();

@@ -59,6 +59,15 @@ pub struct Config {
     )]
     pub consumer_group: String,
 
+    /// On being assigned a partition, the projector resumes this many records before the
+    /// group's committed offset. Re-projecting is harmless (the version guard drops what the
+    /// view has), and a rewind at least as large as the producers' records per batch
+    /// (command-service's KAFKA_BATCH_NUM_MESSAGES) keeps a broker that fetches only from
+    /// batch starts (tansu) from skipping the rest of a partly committed batch. 0 suits
+    /// Apache Kafka.
+    #[arg(long = "kafka-resume-rewind", env = "KAFKA_RESUME_REWIND", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
+    pub resume_rewind: i64,
+
     /// Users kept in each replica's cache.
     #[arg(long, env = "CACHE_CAPACITY", default_value_t = 100_000)]
     pub cache_capacity: u64,

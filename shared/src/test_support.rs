@@ -166,7 +166,13 @@ pub struct EventReader {
 }
 
 impl EventReader {
+    /// Reads from the first offset of each partition.
     pub fn new(brokers: &str, topics: &[&str], partitions: i32) -> Self {
+        Self::starting_at(brokers, topics, partitions, Offset::Beginning)
+    }
+
+    /// Reads from `start` in each partition (e.g. `Offset::End`: only what comes next).
+    pub fn starting_at(brokers: &str, topics: &[&str], partitions: i32, start: Offset) -> Self {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", format!("test-reader-{}", Uuid::new_v4()))
@@ -178,7 +184,7 @@ impl EventReader {
         for topic in topics {
             for partition in 0..partitions {
                 assignment
-                    .add_partition_offset(topic, partition, Offset::Beginning)
+                    .add_partition_offset(topic, partition, start)
                     .unwrap();
             }
         }
@@ -201,6 +207,14 @@ impl EventReader {
             }
         }
         records
+    }
+
+    /// The next record, if one arrives within `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<OwnedMessage> {
+        let received = tokio::time::timeout(within, self.consumer.recv())
+            .await
+            .ok()?;
+        Some(received.expect("a record").detach())
     }
 
     /// Every record that arrives until none has come for `idle`.
@@ -230,8 +244,9 @@ impl EventWriter {
         Self {
             producer: ClientConfig::new()
                 .set("bootstrap.servers", brokers)
-                // One record per batch, as the relay sends them (see the relay's config).
-                .set("batch.num.messages", "1")
+                // Batches of several records when sends overlap, as the relay makes them.
+                .set("batch.num.messages", "1000")
+                .set("linger.ms", "5")
                 .create()
                 .expect("a producer"),
         }

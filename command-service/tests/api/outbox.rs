@@ -7,7 +7,12 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn replicas_share_the_outbox_and_publish_every_event_exactly_once() {
-    let mut first = spawn_app().await;
+    // One replica NOTIFYs on every write, the other does not: both kinds share the outbox.
+    let mut first = spawn_app_with(
+        &users_shared::test_support::brokers(),
+        &["--outbox-notify=true"],
+    )
+    .await;
     let mut second = first.replica().await;
     let mut events = first.events().await;
 

@@ -1,11 +1,10 @@
-//! The projector's Prometheus metrics; lag comes from librdkafka's statistics.
+//! The projector's Prometheus metrics.
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
-use rdkafka::{ClientContext, consumer::ConsumerContext, statistics::Statistics};
 
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
 pub(super) enum Outcome {
@@ -34,15 +33,15 @@ struct EventLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PartitionLabels {
-    topic: String,
-    partition: i64,
+pub(super) struct PartitionLabels {
+    pub(super) topic: String,
+    pub(super) partition: i64,
 }
 
 #[derive(Clone)]
 pub struct ProjectorMetrics {
     events: Family<EventLabels, Counter>,
-    lag: Family<PartitionLabels, Gauge>,
+    pub(super) lag: Family<PartitionLabels, Gauge>,
     pub(super) errors: Counter,
 }
 
@@ -80,35 +79,3 @@ impl ProjectorMetrics {
             .inc();
     }
 }
-
-pub(super) struct ProjectorContext {
-    metrics: ProjectorMetrics,
-}
-
-impl ProjectorContext {
-    pub(super) fn new(metrics: ProjectorMetrics) -> Self {
-        Self { metrics }
-    }
-}
-
-impl ClientContext for ProjectorContext {
-    fn stats(&self, statistics: Statistics) {
-        for (topic, stats) in statistics.topics {
-            for partition in stats.partitions.values() {
-                // librdkafka reports -1 for partitions it does not consume and for the
-                // internal "unassigned" partition.
-                if partition.partition >= 0 && partition.consumer_lag >= 0 {
-                    self.metrics
-                        .lag
-                        .get_or_create(&PartitionLabels {
-                            topic: topic.clone(),
-                            partition: partition.partition.into(),
-                        })
-                        .set(partition.consumer_lag);
-                }
-            }
-        }
-    }
-}
-
-impl ConsumerContext for ProjectorContext {}

@@ -4,6 +4,7 @@
 //! an undecodable record, acknowledged by the dead-letter topic), so a crash replays events
 //! rather than skips them; the view's version guard makes a replayed event change nothing.
 
+mod context;
 mod dead_letters;
 mod metrics;
 
@@ -20,7 +21,7 @@ use rdkafka::{
 use tokio_util::sync::CancellationToken;
 use users_shared::{event_headers, kafka, topics::Topics, trace_context};
 
-use self::metrics::{Outcome, ProjectorContext};
+use self::{context::ProjectorContext, metrics::Outcome};
 pub use self::{dead_letters::DeadLetters, metrics::ProjectorMetrics};
 use crate::{cache::CachedUser, cache::UserCache, user_change::UserChange, view};
 
@@ -44,6 +45,7 @@ impl Projector {
         pool: Pool,
         cache: UserCache,
         metrics: ProjectorMetrics,
+        resume_rewind: i64,
     ) -> KafkaResult<Self> {
         let consumer = kafka::client_config(brokers, "query-service-projector")
             .set("group.id", group)
@@ -54,7 +56,9 @@ impl Projector {
             .set("enable.auto.offset.store", "false")
             .set("fetch.wait.max.ms", "10")
             .set("statistics.interval.ms", "5000")
-            .create_with_context(ProjectorContext::new(metrics.clone()))?;
+            // Eager rebalancing, which the context's rebalance callback is written for.
+            .set("partition.assignment.strategy", "range")
+            .create_with_context(ProjectorContext::new(metrics.clone(), resume_rewind))?;
         Ok(Self {
             consumer,
             dead_letters: DeadLetters::new(brokers, topics.dead_letter.clone())?,

@@ -193,3 +193,59 @@ async fn a_projector_restarted_mid_stream_ends_with_the_same_view() {
 fn app_topics(prefix: &str) -> users_shared::topics::Topics {
     users_shared::topics::Topics::with_prefix(prefix)
 }
+
+#[tokio::test]
+async fn a_position_inside_a_producer_batch_resumes_without_skipping_its_rest() {
+    let brokers = users_shared::test_support::brokers();
+    let prefix = new_prefix();
+    let topics = users_shared::topics::Topics::with_prefix(&prefix);
+    users_shared::kafka::ensure_topics(&brokers, &topics.events(), PARTITIONS, 1)
+        .await
+        .unwrap();
+    // Sent together, the records share producer batches.
+    let writer = EventWriter::new(&brokers);
+    let ids: Vec<Uuid> = (0..30).map(|_| Uuid::now_v7()).collect();
+    let users: Vec<_> = ids.iter().map(|id| user(*id, 1, "Ada", "GB")).collect();
+    futures::future::join_all(
+        users
+            .iter()
+            .map(|u| publish(&writer, &topics, "created", u)),
+    )
+    .await;
+
+    // The group's position: two records into each partition, inside its first batch.
+    let group = format!("group-{}", Uuid::new_v4());
+    let committer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &group)
+        .create()
+        .unwrap();
+    let mut position = rdkafka::TopicPartitionList::new();
+    for topic in topics.events() {
+        for partition in 0..PARTITIONS {
+            position
+                .add_partition_offset(topic, partition, rdkafka::Offset::Offset(2))
+                .unwrap();
+        }
+    }
+    rdkafka::consumer::Consumer::commit(&committer, &position, rdkafka::consumer::CommitMode::Sync)
+        .expect("the position is committed");
+
+    let db = std::sync::Arc::new(TestDatabase::create().await);
+    let mut app = start_query(db, &prefix, &group, &[]).await;
+    let mut per_partition = std::collections::HashMap::<i32, Vec<Uuid>>::new();
+    let mut reader = EventReader::new(&brokers, &[&topics.created], PARTITIONS);
+    for record in reader.read(30, Duration::from_secs(30)).await {
+        let id = Uuid::parse_str(std::str::from_utf8(record.key().unwrap()).unwrap()).unwrap();
+        per_partition
+            .entry(record.partition())
+            .or_default()
+            .push(id);
+    }
+    // Everything from offset 2 on must be projected; what came before may be too.
+    for ids in per_partition.values() {
+        for id in ids.iter().skip(2) {
+            app.wait_for(&id.to_string(), Some(1)).await;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The projector consumer's callbacks: lag from librdkafka's statistics, and where to resume
+//! a partition it is assigned.
+
+use std::time::Duration;
+
+use rdkafka::{
+    ClientContext, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer, ConsumerContext},
+    error::KafkaError,
+    statistics::Statistics,
+    types::RDKafkaRespErr,
+};
+
+use super::metrics::{PartitionLabels, ProjectorMetrics};
+
+pub(super) struct ProjectorContext {
+    metrics: ProjectorMetrics,
+    rewind: i64,
+}
+
+impl ProjectorContext {
+    pub(super) fn new(metrics: ProjectorMetrics, rewind: i64) -> Self {
+        Self { metrics, rewind }
+    }
+
+    /// Moves each committed position `rewind` records back. Projecting records again is
+    /// harmless (the view's version guard drops them), while a broker that returns only
+    /// record batches starting at or after the requested offset (tansu) would otherwise skip
+    /// the rest of a batch the last owner had committed part of.
+    fn rewound(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        assigned: &TopicPartitionList,
+    ) -> Result<TopicPartitionList, KafkaError> {
+        let committed = consumer.committed_offsets(assigned.clone(), Duration::from_secs(10))?;
+        let mut resume = TopicPartitionList::new();
+        for partition in committed.elements() {
+            let offset = match partition.offset() {
+                Offset::Offset(at) => Offset::Offset((at - self.rewind).max(0)),
+                other => other,
+            };
+            resume.add_partition_offset(partition.topic(), partition.partition(), offset)?;
+        }
+        Ok(resume)
+    }
+}
+
+impl ClientContext for ProjectorContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, stats) in statistics.topics {
+            for partition in stats.partitions.values() {
+                // librdkafka reports -1 for partitions it does not consume and for the
+                // internal "unassigned" partition.
+                if partition.partition >= 0 && partition.consumer_lag >= 0 {
+                    self.metrics
+                        .lag
+                        .get_or_create(&PartitionLabels {
+                            topic: topic.clone(),
+                            partition: partition.partition.into(),
+                        })
+                        .set(partition.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for ProjectorContext {
+    // The consumer uses the eager protocol (`partition.assignment.strategy=range`), so an
+    // assignment replaces the whole set and a revocation empties it.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        assigned: &mut TopicPartitionList,
+    ) {
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let resume = if self.rewind > 0 {
+                    self.rewound(consumer, assigned).unwrap_or_else(|error| {
+                        tracing::warn!(%error, "cannot read committed offsets; resuming where the group left off");
+                        assigned.clone()
+                    })
+                } else {
+                    assigned.clone()
+                };
+                tracing::info!(partitions = resume.count(), "projector assigned partitions");
+                consumer.assign(&resume)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => consumer.unassign(),
+            other => {
+                tracing::warn!(error = ?other, "rebalance failed");
+                consumer.unassign()
+            }
+        };
+        if let Err(error) = result {
+            tracing::error!(%error, "cannot apply the rebalance");
+        }
+    }
+}
