@@ -12,3 +12,5 @@ pub mod user {
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("user_v1_descriptor");
 
 pub use user::v1;
+
+mod redacted;
