@@ -128,6 +128,21 @@ impl Running {
     }
 }
 
+fn nickname_update(id: &str, nickname: String) -> v1::UpdateUserRequest {
+    v1::UpdateUserRequest {
+        user: Some(v1::User {
+            id: id.to_owned(),
+            nickname,
+            ..v1::User::default()
+        }),
+        update_mask: Some(FieldMask {
+            paths: vec!["nickname".into()],
+        }),
+        password: String::new(),
+        expected_version: None,
+    }
+}
+
 fn create_request() -> v1::CreateUserRequest {
     v1::CreateUserRequest {
         user: Some(v1::User {
@@ -312,18 +327,7 @@ async fn main() {
             let ids = ids.clone();
             async move {
                 client
-                    .update_user(v1::UpdateUserRequest {
-                        user: Some(v1::User {
-                            id: ids[worker].clone(),
-                            nickname: format!("n{worker}_{n}"),
-                            ..v1::User::default()
-                        }),
-                        update_mask: Some(FieldMask {
-                            paths: vec!["nickname".into()],
-                        }),
-                        password: String::new(),
-                        expected_version: None,
-                    })
+                    .update_user(nickname_update(&ids[worker], format!("n{worker}_{n}")))
                     .await
                     .expect("update");
             }
@@ -403,18 +407,7 @@ async fn main() {
                 // the relay drains, so the figure is latency rather than queueing.
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 client
-                    .update_user(v1::UpdateUserRequest {
-                        user: Some(v1::User {
-                            id: ids[worker].clone(),
-                            nickname: format!("r{worker}_{n}"),
-                            ..v1::User::default()
-                        }),
-                        update_mask: Some(FieldMask {
-                            paths: vec!["nickname".into()],
-                        }),
-                        password: String::new(),
-                        expected_version: None,
-                    })
+                    .update_user(nickname_update(&ids[worker], format!("r{worker}_{n}")))
                     .await
                     .expect("update");
             }

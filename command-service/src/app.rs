@@ -32,13 +32,9 @@ pub struct App {
 
 /// Creates the write database when missing and applies its migrations.
 pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
-    db::ensure_database(database_url)
+    db::prepare(database_url, MIGRATIONS, "write")
         .await
-        .context("cannot reach or create the write database")?;
-    let mut client = db::connect(database_url).await?;
-    let applied = db::migrate(&mut client, MIGRATIONS).await?;
-    tracing::info!(?applied, "write database migrated");
-    Ok(())
+        .context("cannot prepare the write database")
 }
 
 impl App {

@@ -35,13 +35,9 @@ pub struct App {
 
 /// Creates the read database when missing and applies its migrations.
 pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
-    db::ensure_database(database_url)
+    db::prepare(database_url, MIGRATIONS, "read")
         .await
-        .context("cannot reach or create the read database")?;
-    let mut client = db::connect(database_url).await?;
-    let applied = db::migrate(&mut client, MIGRATIONS).await?;
-    tracing::info!(?applied, "read database migrated");
-    Ok(())
+        .context("cannot prepare the read database")
 }
 
 impl App {

@@ -86,6 +86,22 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
     }
 }
 
+/// Creates the database the URL names when missing, then applies `migrations`; `what`
+/// names the database in the log line and errors ("write", "read").
+pub async fn prepare(
+    database_url: &str,
+    migrations: &[Migration],
+    what: &str,
+) -> Result<(), DbError> {
+    ensure_database(database_url).await.inspect_err(|error| {
+        tracing::error!(%error, "cannot reach or create the {what} database");
+    })?;
+    let mut client = connect(database_url).await?;
+    let applied = migrate(&mut client, migrations).await?;
+    tracing::info!(?applied, "{what} database migrated");
+    Ok(())
+}
+
 /// One schema change, applied once, in order of `version`.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
