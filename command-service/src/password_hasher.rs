@@ -38,12 +38,17 @@ impl PasswordHasher {
 
     /// The argon2id PHC string of `password` (OWASP parameters: 19 MiB, 2 passes, 1 lane).
     pub async fn hash(&self, password: Password) -> Result<String, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
             .await
             .map_err(|_| HashError::Closed)?;
-        tokio::task::spawn_blocking(move || hash_now(&password)).await?
+        // The permit lives as long as the hash, not the call: a cancelled call leaves its
+        // hash running, and it still counts against the limit.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash_now(&password)
+        })
+        .await?
     }
 }
 

@@ -33,6 +33,10 @@ pub enum UndecodableRecord {
     BadVersion(u64),
     #[error("user has no {0}")]
     MissingTimestamp(&'static str),
+    #[error("user {0} is outside the years 1 to 9999")]
+    TimestampOutOfRange(&'static str),
+    #[error("user {0} contains a NUL character")]
+    NulInText(&'static str),
 }
 
 impl UserChange {
@@ -71,11 +75,30 @@ impl UserChange {
             .ok()
             .filter(|version| *version >= 1)
             .ok_or(UndecodableRecord::BadVersion(user.version))?;
+        // Values Postgres would refuse are refused here, so they are dead-lettered rather
+        // than retried forever.
         let time = |at: &Option<prost_types::Timestamp>, name| {
-            at.as_ref()
+            let at = at
+                .as_ref()
                 .and_then(timestamp::from_proto)
-                .ok_or(UndecodableRecord::MissingTimestamp(name))
+                .ok_or(UndecodableRecord::MissingTimestamp(name))?;
+            if (1..=9999).contains(&at.year()) {
+                Ok(at)
+            } else {
+                Err(UndecodableRecord::TimestampOutOfRange(name))
+            }
         };
+        for (name, text) in [
+            ("first_name", &user.first_name),
+            ("last_name", &user.last_name),
+            ("nickname", &user.nickname),
+            ("email", &user.email),
+            ("country", &user.country),
+        ] {
+            if text.contains('\0') {
+                return Err(UndecodableRecord::NulInText(name));
+            }
+        }
         Ok(Self {
             user: UserState {
                 id,
@@ -166,6 +189,32 @@ mod tests {
         assert_eq!(
             UserChange::decode(&topics, &topics.created, None),
             Err(UndecodableRecord::NoPayload)
+        );
+        let nul = v1::UserCreatedEvent {
+            user: Some(v1::User {
+                first_name: "A\0a".into(),
+                ..user()
+            }),
+        }
+        .encode_to_vec();
+        assert_eq!(
+            UserChange::decode(&topics, &topics.created, Some(&nul)),
+            Err(UndecodableRecord::NulInText("first_name"))
+        );
+        let ancient = prost_types::Timestamp {
+            seconds: -70_000_000_000,
+            nanos: 0,
+        };
+        let old = v1::UserCreatedEvent {
+            user: Some(v1::User {
+                created_at: Some(ancient),
+                ..user()
+            }),
+        }
+        .encode_to_vec();
+        assert_eq!(
+            UserChange::decode(&topics, &topics.created, Some(&old)),
+            Err(UndecodableRecord::TimestampOutOfRange("created_at"))
         );
         assert!(matches!(
             UserChange::decode(&topics, "elsewhere", Some(&empty)),

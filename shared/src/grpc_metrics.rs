@@ -143,20 +143,44 @@ where
     }
 }
 
+/// The methods the servers serve, with their types. Any other path is counted as
+/// `unknown`, so a caller cannot create label values (and series) at will.
+const METHODS: &[(&str, &str, &str)] = &[
+    ("user.v1.UserService", "GetUser", "unary"),
+    ("user.v1.UserService", "ListUsers", "unary"),
+    ("user.v1.UserService", "CreateUser", "unary"),
+    ("user.v1.UserService", "UpdateUser", "unary"),
+    ("user.v1.UserService", "DeleteUser", "unary"),
+    ("grpc.health.v1.Health", "Check", "unary"),
+    ("grpc.health.v1.Health", "Watch", "server_stream"),
+    (
+        "grpc.reflection.v1.ServerReflection",
+        "ServerReflectionInfo",
+        "bidi_stream",
+    ),
+    (
+        "grpc.reflection.v1alpha.ServerReflection",
+        "ServerReflectionInfo",
+        "bidi_stream",
+    ),
+];
+
 fn method_labels(path: &str) -> MethodLabels {
     let (service, method) = path
         .trim_start_matches('/')
         .split_once('/')
-        .unwrap_or(("unknown", "unknown"));
-    let grpc_type = match (service, method) {
-        ("grpc.health.v1.Health", "Watch") => "server_stream",
-        (_, "ServerReflectionInfo") => "bidi_stream",
-        _ => "unary",
-    };
+        .unwrap_or_default();
+    let (grpc_service, grpc_method, grpc_type) = METHODS
+        .iter()
+        .find(|(known_service, known_method, _)| {
+            *known_service == service && *known_method == method
+        })
+        .copied()
+        .unwrap_or(("unknown", "unknown", "unary"));
     MethodLabels {
         grpc_type,
-        grpc_service: service.to_owned(),
-        grpc_method: method.to_owned(),
+        grpc_service: grpc_service.to_owned(),
+        grpc_method: grpc_method.to_owned(),
     }
 }
 
@@ -201,6 +225,11 @@ mod tests {
         assert_eq!(
             method_labels("/grpc.health.v1.Health/Watch").grpc_type,
             "server_stream"
+        );
+        let made_up = method_labels("/user.v1.UserService/Whatever");
+        assert_eq!(
+            (made_up.grpc_service.as_str(), made_up.grpc_method.as_str()),
+            ("unknown", "unknown")
         );
     }
 

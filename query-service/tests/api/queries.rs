@@ -315,3 +315,49 @@ async fn a_page_token_only_works_with_the_filter_it_was_issued_for() {
         status.message()
     );
 }
+
+#[tokio::test]
+async fn a_filter_of_several_countries_pages_through_them_in_id_order() {
+    let mut app = spawn_query().await;
+    let writer = EventWriter::new(&users_shared::test_support::brokers());
+    let mut expected = Vec::new();
+    for n in 0..12 {
+        let id = Uuid::now_v7();
+        let country = ["GB", "FR", "DE"][n % 3];
+        publish(
+            &writer,
+            &app.topics,
+            "created",
+            &user(id, 1, "Ada", country),
+        )
+        .await;
+        if country != "DE" {
+            expected.push(id.to_string());
+        }
+        app.wait_for(&id.to_string(), Some(1)).await;
+    }
+
+    let filter = v1::UserFilter {
+        countries: vec!["GB".into(), "FR".into()],
+    };
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = app
+            .client
+            .list_users(v1::ListUsersRequest {
+                filter: Some(filter.clone()),
+                page_size: 3,
+                page_token: token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.users.into_iter().map(|u| u.id));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, expected);
+}
