@@ -27,15 +27,12 @@ pub(super) async fn handle(
     loop {
         // Registered before looking, so an event that lands in between still wakes us.
         let advanced = reads.cache.advanced().notified();
-        let found = lookup(reads, id).await?;
-        if found
-            .as_ref()
-            .is_some_and(|found| found.version as u64 >= wanted)
-        {
-            return answer(id, found);
+        let cached = reads.cache.get(&id);
+        if cached.as_ref().is_some_and(|c| c.version as u64 >= wanted) {
+            return answer(id, cached);
         }
-        // The cache may hold an older version than the view (an entry the stream did not
-        // refresh); the view is the fallback.
+        // Not in the cache at that version (missing, or an entry the stream did not
+        // refresh): one look at the view per round.
         if let Some(row) = view::get(&reads.pool.get().await?, id).await? {
             let from_view = CachedUser::from(&row);
             reads.cache.offer(id, from_view.clone());
