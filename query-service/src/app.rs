@@ -22,7 +22,7 @@ use crate::{
     migrations::MIGRATIONS,
     page_token::PageTokens,
     projector::{Projector, ProjectorMetrics},
-    replay,
+    replay, view,
 };
 
 pub struct App {
@@ -127,7 +127,12 @@ impl App {
             Arc::clone(&swapped),
             background.clone(),
         );
-        let clear = clear_cache_on_swap(swapped, self.cache.clone(), background.clone());
+        let clear = clear_cache_on_swap(
+            swapped,
+            self.pool.clone(),
+            self.cache.clone(),
+            background.clone(),
+        );
         tracing::info!(grpc = %self.frontend.grpc_addr(), http = %self.frontend.http_addr(), "query-service serving");
         self.frontend
             .serve(
@@ -164,12 +169,34 @@ async fn consume(
     let _ = feed.await;
 }
 
-/// A replay announces its swap; the cache may hold entries the new table does not.
-async fn clear_cache_on_swap(swapped: Arc<Notify>, cache: UserCache, shutdown: CancellationToken) {
+/// A replay announces its swap; the cache may hold entries the new table does not. The
+/// listener also wakes on every (re)connection, so the generation tells a real swap apart.
+async fn clear_cache_on_swap(
+    swapped: Arc<Notify>,
+    pool: Pool,
+    cache: UserCache,
+    shutdown: CancellationToken,
+) {
+    let mut known = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = swapped.notified() => cache.clear(),
+            _ = swapped.notified() => {}
+        }
+        match view::generation(&pool).await {
+            Ok(generation) => {
+                if known.is_some_and(|known| known != generation) {
+                    tracing::info!(generation, "read model swapped; cache cleared");
+                    cache.clear();
+                }
+                known = Some(generation);
+            }
+            Err(error) => {
+                // Unknown: clearing is the safe side.
+                tracing::warn!(%error, "cannot read the read model's generation; cache cleared");
+                cache.clear();
+                known = None;
+            }
         }
     }
 }

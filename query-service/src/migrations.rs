@@ -2,8 +2,15 @@
 
 use users_shared::db::Migration;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "user_views",
-    sql: include_str!("../../migrations/read/0001_user_views.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "user_views",
+        sql: include_str!("../../migrations/read/0001_user_views.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "read_model_generation",
+        sql: include_str!("../../migrations/read/0002_read_model_generation.sql"),
+    },
+];

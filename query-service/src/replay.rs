@@ -142,6 +142,7 @@ async fn swap(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
          ALTER TABLE {live} RENAME TO user_views_retired;
          ALTER TABLE {shadow} RENAME TO {live};
          DROP TABLE user_views_retired;
+         UPDATE read_model_generation SET generation = generation + 1;
          NOTIFY {SWAPPED};",
         live = view::LIVE,
         shadow = view::SHADOW,

@@ -75,6 +75,17 @@ pub async fn apply<C: GenericClient>(
     Ok(applied)
 }
 
+/// How many times a replay has swapped the read model in.
+pub async fn generation(
+    pool: &deadpool_postgres::Pool,
+) -> Result<i64, users_shared::db_failure::DbFailure> {
+    let client = pool.get().await?;
+    let row = client
+        .query_one("SELECT generation FROM read_model_generation", &[])
+        .await?;
+    Ok(row.get(0))
+}
+
 /// The user's row, live or tombstone.
 pub async fn get<C: GenericClient>(
     client: &C,

@@ -92,6 +92,15 @@ async fn replay_rebuilds_the_view_while_reads_keep_succeeding() {
     reading.store(false, Ordering::Relaxed);
     reader.await.unwrap();
 
+    let generation: i64 = app
+        .db
+        .client()
+        .await
+        .query_one("SELECT generation FROM read_model_generation", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(generation, 1, "the swap is announced as a new generation");
     assert_eq!(report.events, 55);
     assert_eq!(report.undecodable, 0);
     assert_eq!(
