@@ -169,6 +169,35 @@ impl QueryApp {
         .await
     }
 
+    /// Every page of ListUsers for `filter`, following the page tokens, `pause` apart.
+    pub async fn list_pages(
+        &mut self,
+        filter: v1::UserFilter,
+        page_size: i32,
+        pause: Duration,
+    ) -> Vec<Vec<v1::User>> {
+        let mut pages = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .client
+                .list_users(v1::ListUsersRequest {
+                    filter: Some(filter.clone()),
+                    page_size,
+                    page_token,
+                })
+                .await
+                .expect("a page")
+                .into_inner();
+            pages.push(page.users);
+            page_token = page.next_page_token;
+            if page_token.is_empty() {
+                return pages;
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
     /// Every row of the view, live or tombstone, in id order.
     pub async fn view_rows(&self) -> Vec<(Uuid, i64, bool, String)> {
         self.db

@@ -241,29 +241,13 @@ async fn pages_walk_a_filtered_set_without_duplicates_or_gaps_while_writes_go_on
     let filter = v1::UserFilter {
         countries: vec!["GB".into()],
     };
-    let mut seen = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = app
-            .client
-            .list_users(v1::ListUsersRequest {
-                filter: Some(filter.clone()),
-                page_size: 4,
-                page_token: token,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(page.users.len() <= 4);
-        assert!(page.users.iter().all(|u| u.country == "GB"));
-        seen.extend(page.users.into_iter().map(|u| u.id));
-        token = page.next_page_token;
-        if token.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let pages = app.list_pages(filter, 4, Duration::from_millis(20)).await;
     background.await.unwrap();
+    for page in &pages {
+        assert!(page.len() <= 4);
+        assert!(page.iter().all(|u| u.country == "GB"));
+    }
+    let seen: Vec<String> = pages.into_iter().flatten().map(|u| u.id).collect();
 
     let unique: HashSet<&String> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "no user appears twice");
@@ -340,24 +324,7 @@ async fn a_filter_of_several_countries_pages_through_them_in_id_order() {
     let filter = v1::UserFilter {
         countries: vec!["GB".into(), "FR".into()],
     };
-    let mut seen = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = app
-            .client
-            .list_users(v1::ListUsersRequest {
-                filter: Some(filter.clone()),
-                page_size: 3,
-                page_token: token,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        seen.extend(page.users.into_iter().map(|u| u.id));
-        token = page.next_page_token;
-        if token.is_empty() {
-            break;
-        }
-    }
+    let pages = app.list_pages(filter, 3, Duration::ZERO).await;
+    let seen: Vec<String> = pages.into_iter().flatten().map(|u| u.id).collect();
     assert_eq!(seen, expected);
 }
