@@ -6,12 +6,12 @@ use std::{net::SocketAddr, sync::Arc};
 use anyhow::Context;
 use deadpool_postgres::Pool;
 use prometheus_client::registry::Registry;
-use shared_proto::v1::user_service_server::{SERVICE_NAME, UserServiceServer};
+use shared_proto::v1::user_service_server::UserServiceServer;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use users_shared::{
-    db, frontend::Frontend, grpc_metrics::GrpcMetricsLayer, grpc_server, health::Health, pg_listen,
-    readiness, topics::Topics,
+    db, frontend::Frontend, grpc_metrics::GrpcMetricsLayer, grpc_server, pg_listen, readiness,
+    topics::Topics,
 };
 
 use crate::{
@@ -61,10 +61,7 @@ impl App {
             RelayMetrics::register(&mut registry),
         )?);
 
-        let (reporter, health_service) = grpc_server::health();
-        let health = Health::new(reporter, vec![SERVICE_NAME]);
-        readiness::add_dependency_checks(
-            &health,
+        let (health, health_service) = readiness::dependency_health(
             pool.clone(),
             &config.kafka.brokers,
             config.health.health_check_timeout,

@@ -4,10 +4,26 @@ use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 
-use crate::{health::Health, kafka::BrokerProbe};
+use shared_proto::v1::user_service_server::SERVICE_NAME;
+use tonic_health::pb::health_server::{Health as GrpcHealth, HealthServer};
+
+use crate::{grpc_server, health::Health, kafka::BrokerProbe};
+
+/// Readiness as both services have it: the Postgres and Kafka checks, mirrored to the gRPC
+/// health service (returned, to be served) for the server and `user.v1.UserService`.
+pub fn dependency_health(
+    pool: Pool,
+    brokers: &str,
+    timeout: std::time::Duration,
+) -> Result<(Health, HealthServer<impl GrpcHealth>), rdkafka::error::KafkaError> {
+    let (reporter, service) = grpc_server::health();
+    let health = Health::new(reporter, vec![SERVICE_NAME]);
+    add_dependency_checks(&health, pool, brokers, timeout)?;
+    Ok((health, service))
+}
 
 /// Registers the `postgres` and `kafka` checks. `timeout` bounds the broker's metadata call.
-pub fn add_dependency_checks(
+fn add_dependency_checks(
     health: &Health,
     pool: Pool,
     brokers: &str,

@@ -114,6 +114,17 @@ impl TestApp {
             .expect("a user in the response")
     }
 
+    /// Sends an UpdateUser that must succeed; the updated user.
+    pub async fn update(&mut self, request: v1::UpdateUserRequest) -> v1::User {
+        self.client
+            .update_user(request)
+            .await
+            .expect("user updated")
+            .into_inner()
+            .user
+            .expect("a user in the response")
+    }
+
     pub async fn outbox_len(&self) -> i64 {
         let client = self.db.client().await;
         client

@@ -34,13 +34,8 @@ async fn update_changes_only_masked_fields_bumps_the_version_and_publishes_them(
         ..v1::User::default()
     };
     let updated = app
-        .client
-        .update_user(update(&created.id, &["last_name", "country"], new_values))
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
+        .update(update(&created.id, &["last_name", "country"], new_values))
+        .await;
 
     assert_eq!(updated.version, 2);
     assert_eq!(
@@ -89,14 +84,7 @@ async fn a_password_change_is_hashed_and_named_but_never_published() {
 
     let mut request = update(&created.id, &["password"], v1::User::default());
     request.password = "a brand new passphrase".into();
-    let updated = app
-        .client
-        .update_user(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
+    let updated = app.update(request).await;
 
     assert_eq!(updated.version, 2);
     let new_hash = hash_of(created.id.clone()).await;
@@ -126,14 +114,7 @@ async fn an_update_that_changes_nothing_keeps_the_version_and_publishes_nothing(
         first_name: created.first_name.clone(),
         ..v1::User::default()
     };
-    let unchanged = app
-        .client
-        .update_user(update(&created.id, &["first_name"], same))
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
+    let unchanged = app.update(update(&created.id, &["first_name"], same)).await;
 
     assert_eq!(unchanged, created);
     events.read(1, Duration::from_secs(20)).await;
@@ -163,14 +144,7 @@ async fn a_stale_expected_version_is_aborted_and_changes_nothing() {
     );
 
     request.expected_version = Some(1);
-    let updated = app
-        .client
-        .update_user(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
+    let updated = app.update(request).await;
     assert_eq!(
         (updated.nickname.as_str(), updated.version),
         ("lovelace", 2)
