@@ -1,35 +1,32 @@
-//! The readiness checks both services run: Postgres answers, the Kafka broker answers.
+//! The readiness checks both services run. A pod is ready when it can serve its own calls,
+//! which takes Postgres alone: writes wait in the outbox while the broker is away, and reads
+//! come from the read model. The broker is still checked, and reported as degraded.
 
 use std::sync::Arc;
 
 use deadpool_postgres::Pool;
-
+use prometheus_client::registry::Registry;
 use shared_proto::v1::user_service_server::SERVICE_NAME;
 use tonic_health::pb::health_server::{Health as GrpcHealth, HealthServer};
 
-use crate::{grpc_server, health::Health, kafka::BrokerProbe};
+use crate::{
+    grpc_server,
+    health::{Health, Need},
+    kafka::BrokerProbe,
+};
 
-/// Readiness as both services have it: the Postgres and Kafka checks, mirrored to the gRPC
-/// health service (returned, to be served) for the server and `user.v1.UserService`.
+/// Readiness as both services have it: `postgres` (required) and `kafka` (informational),
+/// mirrored to the gRPC health service (returned, to be served) for the server and
+/// `user.v1.UserService`. `timeout` bounds the broker's metadata call.
 pub fn dependency_health(
     pool: Pool,
     brokers: &str,
     timeout: std::time::Duration,
+    registry: &mut Registry,
 ) -> Result<(Health, HealthServer<impl GrpcHealth>), rdkafka::error::KafkaError> {
     let (reporter, service) = grpc_server::health();
-    let health = Health::new(reporter, vec![SERVICE_NAME]);
-    add_dependency_checks(&health, pool, brokers, timeout)?;
-    Ok((health, service))
-}
-
-/// Registers the `postgres` and `kafka` checks. `timeout` bounds the broker's metadata call.
-fn add_dependency_checks(
-    health: &Health,
-    pool: Pool,
-    brokers: &str,
-    timeout: std::time::Duration,
-) -> Result<(), rdkafka::error::KafkaError> {
-    health.add_check("postgres", move || {
+    let health = Health::new(reporter, vec![SERVICE_NAME], registry);
+    health.add_check("postgres", Need::Required, move || {
         let pool = pool.clone();
         async move {
             let client = pool.get().await.map_err(|error| error.to_string())?;
@@ -41,7 +38,7 @@ fn add_dependency_checks(
         }
     });
     let probe = Arc::new(BrokerProbe::new(brokers)?);
-    health.add_check("kafka", move || {
+    health.add_check("kafka", Need::Informational, move || {
         let probe = Arc::clone(&probe);
         async move {
             tokio::task::spawn_blocking(move || probe.check(timeout))
@@ -49,5 +46,5 @@ fn add_dependency_checks(
                 .map_err(|error| error.to_string())?
         }
     });
-    Ok(())
+    Ok((health, service))
 }

@@ -7,7 +7,10 @@ use std::{
 use shared_proto::v1;
 use users_shared::event_headers;
 
-use users_shared::test_support::http_get;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use users_shared::test_support::{http_get, parse_metrics, sample};
 
 use crate::helpers::*;
 
@@ -84,7 +87,10 @@ async fn writes_while_the_broker_is_down_are_published_when_it_returns() {
     drop(before);
 
     broker.stop();
-    wait_for_readiness(&app, 503, "\"kafka\":{\"ok\":false").await;
+    // The outbox absorbs the outage: the pod stays ready and only reports the broker.
+    wait_for_readiness(&app, 200, "\"kafka\":\"degraded: ").await;
+    assert_eq!(grpc_health(&app).await, ServingStatus::Serving);
+    assert_eq!(broker_up(&app).await, 0.0);
     let second = app.create_user(&unique_email()).await;
     let third = app.create_user(&unique_email()).await;
     app.client
@@ -99,7 +105,8 @@ async fn writes_while_the_broker_is_down_are_published_when_it_returns() {
 
     // The in-memory broker comes back empty: the relay must recreate the topics.
     let _broker = PrivateBroker::start_on(broker.addr);
-    wait_for_readiness(&app, 200, "\"status\":\"ready\"").await;
+    wait_for_readiness(&app, 200, "\"kafka\":\"ok\"").await;
+    assert_eq!(broker_up(&app).await, 1.0);
     let deadline = Instant::now() + Duration::from_secs(60);
     while app.outbox_len().await > 0 {
         assert!(
@@ -129,16 +136,47 @@ async fn writes_while_the_broker_is_down_are_published_when_it_returns() {
     assert_eq!(seen, expected);
 }
 
-/// Readiness runs its checks on a timer (200 ms in tests): poll until it answers `status`.
+/// Readiness runs its checks on a timer (200 ms in tests): poll until it answers `status`
+/// with `body_part` in its body; every answer on the way must be `status` too.
 async fn wait_for_readiness(app: &TestApp, status: u16, body_part: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (code, body) = http_get(app.http_addr, "/health-check/readiness").await;
-        if code == status {
-            assert!(body.contains(body_part), "{body}");
+        assert_eq!(code, status, "{body}");
+        if body.contains(body_part) {
             return;
         }
-        assert!(Instant::now() < deadline, "readiness stayed {code}: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "readiness never said {body_part}: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn grpc_health(app: &TestApp) -> ServingStatus {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.grpc_addr))
+        .expect("an endpoint")
+        .connect()
+        .await
+        .expect("gRPC health connects");
+    let mut health = HealthClient::new(channel);
+    let answer = health
+        .check(HealthCheckRequest {
+            service: "user.v1.UserService".to_owned(),
+        })
+        .await
+        .expect("gRPC health answers")
+        .into_inner();
+    ServingStatus::try_from(answer.status).expect("a known status")
+}
+
+async fn broker_up(app: &TestApp) -> f64 {
+    let (_, metrics) = http_get(app.http_addr, "/metrics").await;
+    sample(
+        &parse_metrics(&metrics),
+        "dependency_up",
+        &[("dependency", "kafka")],
+    )
+    .expect("the broker gauge")
 }

@@ -18,6 +18,7 @@ pub const PARTITIONS: i32 = 3;
 
 pub struct TestApp {
     pub client: UserServiceClient<Channel>,
+    pub grpc_addr: std::net::SocketAddr,
     pub http_addr: std::net::SocketAddr,
     pub topics: Topics,
     pub brokers: String,
@@ -67,6 +68,7 @@ async fn start(db: Arc<TestDatabase>, prefix: String, brokers: &str, extra: &[&s
         .expect("gRPC client connects");
     TestApp {
         client,
+        grpc_addr,
         http_addr,
         topics: Topics::with_prefix(&prefix),
         brokers: brokers.to_owned(),
