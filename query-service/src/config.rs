@@ -5,7 +5,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use users_shared::config::{
-    HealthArgs, KafkaArgs, ShutdownArgs, TelemetryArgs, parse_database_url, parse_duration,
+    DatabaseArgs, HealthArgs, KafkaArgs, ShutdownArgs, TelemetryArgs, parse_database_url,
+    parse_duration,
 };
 
 #[derive(Debug, Parser)]
@@ -47,9 +48,8 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/users_read", value_parser = parse_database_url)]
     pub database_url: String,
 
-    /// Most connections the pool opens.
-    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pub database_pool_size: u16,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 
     /// Consumer group of the projector; replicas in one group share the partitions.
     #[arg(

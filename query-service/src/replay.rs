@@ -36,7 +36,8 @@ pub struct ReplayReport {
 
 pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
     app::migrate(&config.database_url).await?;
-    let pool = db::pool(&config.database_url, 2)?;
+    // The swap merges the whole live table: no statement limit suits every size.
+    let pool = db::pool(&config.database_url, 2, db::SessionLimits::NONE)?;
     let topics = Topics::with_prefix(&config.kafka.topic_prefix);
     let brokers = &config.kafka.brokers;
     kafka::ensure_topics(

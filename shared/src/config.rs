@@ -33,6 +33,35 @@ pub struct KafkaArgs {
     pub topic_replication: i32,
 }
 
+/// How the service uses its database, besides which one (each service has its own URL).
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Most connections each replica's pool opens. Every replica of both services shares
+    /// Postgres's max_connections: size it as replicas × pool size per service, plus room
+    /// for migrations, replays and operators.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub database_pool_size: u16,
+
+    /// Longest a statement may run before Postgres cancels it ("0s": no limit). Bounds what
+    /// a stuck query can hold: a connection, locks, a caller.
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub database_statement_timeout: Duration,
+
+    /// Longest a connection may sit idle inside a transaction before Postgres ends the
+    /// session ("0s": no limit), so a hung process cannot hold row locks forever.
+    #[arg(long, env = "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub database_idle_in_transaction_timeout: Duration,
+}
+
+impl DatabaseArgs {
+    pub fn session_limits(&self) -> crate::db::SessionLimits {
+        crate::db::SessionLimits {
+            statement_timeout: self.database_statement_timeout,
+            idle_in_transaction_timeout: self.database_idle_in_transaction_timeout,
+        }
+    }
+}
+
 /// How the service logs and traces.
 #[derive(Debug, Clone, Args)]
 pub struct TelemetryArgs {

@@ -25,9 +25,46 @@ pub enum DbError {
     },
 }
 
-/// Builds a pool of at most `max_size` connections. Connections open lazily.
-pub fn pool(url: &str, max_size: usize) -> Result<Pool, DbError> {
-    let config: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
+/// Time limits Postgres enforces on each session of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub statement_timeout: Duration,
+    pub idle_in_transaction_timeout: Duration,
+}
+
+impl SessionLimits {
+    /// No limits: for work that may rightly take long (a replay's merge, migrations).
+    pub const NONE: Self = Self {
+        statement_timeout: Duration::ZERO,
+        idle_in_transaction_timeout: Duration::ZERO,
+    };
+
+    /// Sets the limits as session defaults in the connection's startup options, after any
+    /// options the URL already has.
+    fn apply(&self, config: &mut tokio_postgres::Config) {
+        let mut options = config.get_options().unwrap_or_default().to_owned();
+        for (name, value) in [
+            ("statement_timeout", self.statement_timeout),
+            (
+                "idle_in_transaction_session_timeout",
+                self.idle_in_transaction_timeout,
+            ),
+        ] {
+            if !options.is_empty() {
+                options.push(' ');
+            }
+            options.push_str(&format!("-c {name}={}", value.as_millis()));
+        }
+        config.options(&options);
+    }
+}
+
+/// Builds a pool of at most `max_size` connections, each under `limits`. Connections open
+/// lazily; one the server closed is dropped at its next checkout, so the pool heals by
+/// itself after Postgres restarts or terminates its sessions.
+pub fn pool(url: &str, max_size: usize, limits: SessionLimits) -> Result<Pool, DbError> {
+    let mut config: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
+    limits.apply(&mut config);
     let manager = Manager::from_config(
         config,
         NoTls,
@@ -160,4 +197,27 @@ pub fn is_unique_violation(error: &tokio_postgres::Error, constraint: &str) -> b
             .as_db_error()
             .and_then(|db| db.constraint())
             .is_some_and(|name| name == constraint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_limits_follow_the_options_of_the_url() {
+        let mut config: tokio_postgres::Config = "postgres://u@h/db?options=-c%20search_path%3Dx"
+            .parse()
+            .unwrap();
+        SessionLimits {
+            statement_timeout: Duration::from_secs(10),
+            idle_in_transaction_timeout: Duration::from_millis(1500),
+        }
+        .apply(&mut config);
+        assert_eq!(
+            config.get_options(),
+            Some(
+                "-c search_path=x -c statement_timeout=10000 -c idle_in_transaction_session_timeout=1500"
+            )
+        );
+    }
 }
