@@ -40,7 +40,11 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         migrate(&config.database_url).await?;
-        let pool = db::pool(&config.database_url, config.database_pool_size.into())?;
+        let pool = db::pool(
+            &config.database_url,
+            config.database.database_pool_size.into(),
+            config.database.session_limits(),
+        )?;
 
         let mut registry = Registry::default();
         let grpc_metrics = GrpcMetricsLayer::register(&mut registry);
@@ -65,6 +69,7 @@ impl App {
             pool.clone(),
             &config.kafka.brokers,
             config.health.health_check_timeout,
+            &mut registry,
         )?;
 
         let hash_concurrency = config

@@ -2,8 +2,15 @@
 
 use users_shared::db::Migration;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "users_and_outbox",
-    sql: include_str!("../../migrations/write/0001_users_and_outbox.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "users_and_outbox",
+        sql: include_str!("../../migrations/write/0001_users_and_outbox.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "outbox_leases",
+        sql: include_str!("../../migrations/write/0002_outbox_leases.sql"),
+    },
+];

@@ -9,6 +9,7 @@ use rdkafka::{
     consumer::{BaseConsumer, Consumer},
     error::{KafkaError, RDKafkaErrorCode},
     message::Headers,
+    producer::FutureProducer,
 };
 
 /// Configuration every client of the services starts from.
@@ -22,6 +23,38 @@ pub fn client_config(brokers: &str, client_id: &str) -> ClientConfig {
         // default would log every reconnect attempt as an error.
         .set("log_level", "4");
     config
+}
+
+/// A producer whose drop runs on a blocking thread: dropping one purges its queue and waits
+/// for its background thread, which must not hold up an async worker.
+pub struct Producer(Option<FutureProducer>);
+
+impl Producer {
+    pub fn new(producer: FutureProducer) -> Self {
+        Self(Some(producer))
+    }
+}
+
+impl std::ops::Deref for Producer {
+    type Target = FutureProducer;
+
+    fn deref(&self) -> &FutureProducer {
+        self.0.as_ref().expect("a producer until dropped")
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let Some(producer) = self.0.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(move || drop(producer));
+            }
+            Err(_) => drop(producer),
+        }
+    }
 }
 
 /// Creates the topics that do not exist yet. Topics keep every event (no time or size

@@ -1,13 +1,17 @@
 //! The transactional outbox: events written in the transaction of the change they describe,
 //! published to Kafka by the relay.
 
+mod metrics;
+mod publisher;
 mod relay;
+mod table;
 
 use deadpool_postgres::Transaction;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use relay::{Relay, RelayConfig, RelayError, RelayMetrics};
+pub use metrics::RelayMetrics;
+pub use relay::{Relay, RelayConfig, RelayError};
 
 /// The channel the relay LISTENs on; each committed outbox row notifies it.
 pub const CHANNEL: &str = "users_outbox";

@@ -1,34 +1,41 @@
 //! Publishes outbox rows to Kafka and deletes them once the broker has acknowledged them.
 //!
-//! A batch is claimed with `FOR UPDATE SKIP LOCKED` inside a transaction that stays open
-//! until every record of the batch is acknowledged (or has failed), so several relays share
-//! the backlog and a crash before the delete re-publishes rather than loses: delivery is at
-//! least once, and consumers drop duplicates by version.
+//! Rows are claimed under a lease, renewed while their records are in flight, instead of
+//! being held locked until the broker answers; the relay goes on claiming while earlier
+//! records wait for their acknowledgement. So a record the broker is slow to take (a sick
+//! partition, a broker that is down) holds back only its own user's later rows, and a relay
+//! that dies leaves its rows to the others after one lease.
+//!
+//! Delivery is at least once, and not in order across relays and retries: a row whose relay
+//! died after publishing it, or whose lease ran out, is published again, and two relays may
+//! publish one user's rows in either order. Consumers order a user's changes by version.
 
-use std::{
-    sync::{
-        Arc, RwLock,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use deadpool_postgres::{Pool, PoolError};
-use futures::future::join_all;
-use prometheus_client::{
-    metrics::{counter::Counter, gauge::Gauge, histogram::Histogram},
-    registry::Registry,
-};
-use rdkafka::{
-    error::KafkaError,
-    message::{Header, OwnedHeaders},
-    producer::{FutureProducer, FutureRecord, Producer},
-};
+use futures::{StreamExt, stream::FuturesUnordered};
+use rdkafka::error::KafkaError;
 use time::OffsetDateTime;
-use tokio::sync::Notify;
+use tokio::{
+    sync::{Notify, mpsc},
+    time::Instant,
+};
 use tokio_util::sync::CancellationToken;
-use users_shared::{event_headers, kafka, timestamp, topics::Topics};
-use uuid::Uuid;
+use users_shared::topics::Topics;
+
+use super::{RelayMetrics, publisher::Publisher, table};
+
+/// How long a claimed row is kept from other relays; renewed while its record is in flight.
+const LEASE: Duration = Duration::from_secs(10);
+const RENEW_EVERY: Duration = Duration::from_secs(3);
+/// Records handed to the producer and not yet answered, at most. Records for a partition
+/// that does not answer wait up to the publish timeout each, so this leaves room for healthy
+/// partitions meanwhile.
+const MAX_IN_FLIGHT: usize = 20_000;
+/// How long a stopping relay waits for the broker to acknowledge what it has sent.
+const FINAL_FLUSH: Duration = Duration::from_secs(5);
+/// Least time between two log lines about failed records.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -36,11 +43,11 @@ pub struct RelayConfig {
     pub topics: Topics,
     pub topic_partitions: i32,
     pub topic_replication: i32,
-    /// Rows claimed per transaction.
+    /// Rows claimed at once.
     pub batch_size: i64,
-    /// How often to look for rows when no notification came.
+    /// How often to look for rows when nothing woke the relay.
     pub poll_interval: Duration,
-    /// How long the producer keeps retrying a record before the batch fails.
+    /// How long the producer keeps retrying a record before it counts as failed.
     pub publish_timeout: Duration,
     /// Records per producer batch (see `--kafka-batch-num-messages`).
     pub batch_num_messages: u32,
@@ -54,8 +61,6 @@ pub enum RelayError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
-    #[error("outbox row {row} has the unknown event type `{event_type}`")]
-    UnknownEventType { row: i64, event_type: String },
     #[error("{failed} of {claimed} records were not published; first error: {first}")]
     Publish {
         claimed: usize,
@@ -64,74 +69,34 @@ pub enum RelayError {
     },
 }
 
-/// The relay's Prometheus metrics.
-#[derive(Clone)]
-pub struct RelayMetrics {
-    published: Counter,
-    publish_failures: Counter,
-    publish_latency: Histogram,
-    backlog: Gauge,
-    oldest_pending_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
-}
-
-impl RelayMetrics {
-    pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self {
-            publish_latency: Histogram::new([
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-            published: Counter::default(),
-            publish_failures: Counter::default(),
-            backlog: Gauge::default(),
-            oldest_pending_seconds: Gauge::default(),
-        };
-        registry.register(
-            "outbox_events_published",
-            "Outbox events acknowledged by Kafka",
-            metrics.published.clone(),
-        );
-        registry.register(
-            "outbox_publish_failures",
-            "Outbox events Kafka did not acknowledge (they stay in the outbox and are retried)",
-            metrics.publish_failures.clone(),
-        );
-        registry.register(
-            "outbox_publish_latency_seconds",
-            "Time from the change's commit to Kafka's acknowledgement",
-            metrics.publish_latency.clone(),
-        );
-        registry.register(
-            "outbox_backlog",
-            "Events waiting in the outbox",
-            metrics.backlog.clone(),
-        );
-        registry.register(
-            "outbox_oldest_pending_age_seconds",
-            "Age of the oldest event waiting in the outbox",
-            metrics.oldest_pending_seconds.clone(),
-        );
-        metrics
-    }
-}
-
 pub struct Relay {
     pool: Pool,
     config: RelayConfig,
-    producer: RwLock<FutureProducer>,
-    topics_ready: AtomicBool,
+    publisher: Publisher,
     wake: Arc<Notify>,
     metrics: RelayMetrics,
 }
 
-struct Claimed {
+/// The broker's answer for one row.
+struct Delivery {
     row: i64,
-    event_id: Uuid,
-    event_type: String,
-    aggregate_id: Uuid,
-    aggregate_version: i64,
-    payload: Vec<u8>,
-    traceparent: Option<String>,
     occurred_at: OffsetDateTime,
+    result: Result<(), String>,
+}
+
+/// What one claim did.
+struct Claim {
+    /// Rows claimed, parked ones included.
+    claimed: usize,
+    /// Rows whose delivery will be reported.
+    in_flight: Vec<i64>,
+}
+
+/// Answers not yet written to the outbox.
+#[derive(Default)]
+struct Outcomes {
+    published: Vec<i64>,
+    failed: Vec<i64>,
 }
 
 impl Relay {
@@ -142,264 +107,305 @@ impl Relay {
         wake: Arc<Notify>,
         metrics: RelayMetrics,
     ) -> Result<Self, KafkaError> {
-        let producer = Self::producer(&config)?;
         Ok(Self {
             pool,
+            publisher: Publisher::new(config.clone())?,
             config,
-            producer: RwLock::new(producer),
-            topics_ready: AtomicBool::new(false),
             wake,
             metrics,
         })
     }
 
-    fn producer(config: &RelayConfig) -> Result<FutureProducer, KafkaError> {
-        kafka::client_config(&config.brokers, "command-service-relay")
-            // Idempotence keeps retries from duplicating or reordering records in a partition.
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "1")
-            .set("batch.num.messages", config.batch_num_messages.to_string())
-            .set(
-                "message.timeout.ms",
-                config.publish_timeout.as_millis().to_string(),
-            )
-            .create()
-    }
-
-    /// Publishes one batch of pending events and deletes what Kafka acknowledged. Returns how
-    /// many were published. Tests call it to drain the outbox deterministically.
+    /// Claims one batch, publishes it and waits for every answer. Returns how many were
+    /// published. Tests call it to drain the outbox deterministically.
     pub async fn relay_once(&self) -> Result<usize, RelayError> {
-        if !self.topics_ready.load(Ordering::Acquire) {
-            kafka::ensure_topics(
-                &self.config.brokers,
-                &self.config.topics.events(),
-                self.config.topic_partitions,
-                self.config.topic_replication,
-            )
+        self.publisher.ensure_topics().await?;
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        let claim = self
+            .claim_and_send(self.config.batch_size as usize, &sender)
             .await?;
-            self.topics_ready.store(true, Ordering::Release);
-        }
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        let claim = tx
-            .prepare_cached(include_str!("sql/claim_batch.sql"))
-            .await?;
-        let rows = tx.query(&claim, &[&self.config.batch_size]).await?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let claimed: Vec<Claimed> = rows
-            .iter()
-            .map(|row| Claimed {
-                row: row.get(0),
-                event_id: row.get(1),
-                event_type: row.get(2),
-                aggregate_id: row.get(3),
-                aggregate_version: row.get(4),
-                payload: row.get(5),
-                traceparent: row.get(6),
-                occurred_at: row.get(7),
-            })
-            .collect();
-
-        let producer = self
-            .producer
-            .read()
-            .expect("producer lock poisoned")
-            .clone();
-        let mut deliveries = Vec::with_capacity(claimed.len());
-        for event in &claimed {
-            let topic = self.topic_of(event)?;
-            let key = event.aggregate_id.to_string();
-            let record = FutureRecord::to(topic)
-                .key(&key)
-                .payload(&event.payload)
-                .headers(headers(event));
-            deliveries.push(match producer.send_result(record) {
-                Ok(delivery) => Some(delivery),
-                Err((error, _)) => {
-                    tracing::warn!(%error, "cannot enqueue record in the producer");
-                    None
-                }
-            });
-        }
-        let mut published = Vec::with_capacity(claimed.len());
+        drop(sender);
+        let mut outcomes = Outcomes::default();
         let mut first_error = None;
-        for (event, delivery) in claimed.iter().zip(
-            join_all(deliveries.into_iter().map(|delivery| async move {
-                match delivery {
-                    Some(delivery) => match delivery.await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err((error, _))) => Err(error.to_string()),
-                        Err(_) => Err("the producer dropped the record".to_owned()),
-                    },
-                    None => Err("the producer queue refused the record".to_owned()),
-                }
-            }))
-            .await,
-        ) {
-            match delivery {
-                Ok(()) => {
-                    published.push(event.row);
-                    let age = (OffsetDateTime::now_utc() - event.occurred_at).as_seconds_f64();
-                    self.metrics.publish_latency.observe(age.max(0.0));
-                }
-                Err(error) => {
-                    first_error.get_or_insert(error);
-                }
+        while let Some(delivery) = receiver.recv().await {
+            if let Err(error) = self.note(delivery, &mut outcomes) {
+                first_error.get_or_insert(error);
             }
         }
-        if !published.is_empty() {
-            let delete = tx
-                .prepare_cached(include_str!("sql/delete_published.sql"))
-                .await?;
-            tx.execute(&delete, &[&published]).await?;
-        }
-        tx.commit().await?;
-        self.metrics.published.inc_by(published.len() as u64);
-
+        let (published, failed) = (outcomes.published.len(), outcomes.failed.len());
+        self.record(&mut outcomes).await?;
         match first_error {
-            None => Ok(published.len()),
-            Some(first) => {
-                let failed = claimed.len() - published.len();
-                self.metrics.publish_failures.inc_by(failed as u64);
-                // The broker may have restarted without the topics or without this
-                // producer's id, which an idempotent producer cannot recover from.
-                self.topics_ready.store(false, Ordering::Release);
-                self.renew_producer();
-                Err(RelayError::Publish {
-                    claimed: claimed.len(),
-                    failed,
-                    first,
-                })
-            }
+            None => Ok(published),
+            Some(first) => Err(RelayError::Publish {
+                claimed: claim.claimed,
+                failed,
+                first,
+            }),
         }
     }
 
     /// Refreshes the backlog gauges.
     pub async fn measure_backlog(&self) -> Result<(), RelayError> {
         let client = self.pool.get().await?;
-        let backlog = client
-            .prepare_cached(include_str!("sql/backlog.sql"))
-            .await?;
-        let row = client.query_one(&backlog, &[]).await?;
-        self.metrics.backlog.set(row.get(0));
-        self.metrics.oldest_pending_seconds.set(row.get(1));
+        self.metrics.set_backlog(table::backlog(&client).await?);
         Ok(())
     }
 
-    /// Publishes until `shutdown`, waking on notifications and polling as a fallback; then
-    /// flushes the producer.
+    /// Publishes until `shutdown`, claiming when woken, when the last claim was full, and on
+    /// every poll; then publishes what is left and waits briefly for the broker's answers.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        let mut in_flight: HashSet<i64> = HashSet::new();
+        let mut outcomes = Outcomes::default();
+        let mut failures = FailureLog::default();
+        let mut claim_now = true;
         let mut backoff = Duration::from_millis(100);
-        let mut last_measure = Instant::now() - self.config.poll_interval;
+        let now = Instant::now();
+        let (mut next_poll, mut next_renew, mut next_measure) = (now, now + RENEW_EVERY, now);
+
         while !shutdown.is_cancelled() {
-            if last_measure.elapsed() >= self.config.poll_interval {
+            if Instant::now() >= next_measure {
                 if let Err(error) = self.measure_backlog().await {
                     tracing::debug!(%error, "cannot measure the outbox backlog");
                 }
-                last_measure = Instant::now();
+                next_measure = Instant::now() + self.config.poll_interval;
             }
-            match self.relay_once().await {
-                Ok(count) if count as i64 >= self.config.batch_size => {
-                    backoff = Duration::from_millis(100);
+            claim_now |= Instant::now() >= next_poll;
+            let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
+            if claim_now && room > 0 {
+                self.publisher.ensure_topics_in_background();
+                let limit = room.min(self.config.batch_size as usize);
+                match self.claim_and_send(limit, &sender).await {
+                    Ok(claim) => {
+                        claim_now = claim.claimed == limit;
+                        in_flight.extend(claim.in_flight);
+                        backoff = Duration::from_millis(100);
+                        next_poll = Instant::now() + self.config.poll_interval;
+                    }
+                    Err(error) => {
+                        failures.note(&format!("cannot claim outbox rows: {error}"));
+                        claim_now = false;
+                        next_poll = Instant::now() + backoff;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
                 }
-                Ok(_) => {
-                    backoff = Duration::from_millis(100);
-                    tokio::select! {
-                        _ = self.wake.notified() => {}
-                        _ = tokio::time::sleep(self.config.poll_interval) => {}
-                        _ = shutdown.cancelled() => {}
+            }
+            while let Ok(delivery) = receiver.try_recv() {
+                in_flight.remove(&delivery.row);
+                if let Err(error) = self.note(delivery, &mut outcomes) {
+                    failures.note(&error);
+                }
+            }
+            if let Err(error) = self.record(&mut outcomes).await {
+                failures.note(&format!("cannot record what the broker answered: {error}"));
+            }
+            if Instant::now() >= next_renew {
+                self.renew(&in_flight).await;
+                next_renew = Instant::now() + RENEW_EVERY;
+            }
+            if claim_now && in_flight.len() < MAX_IN_FLIGHT {
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => claim_now = true,
+                _ = tokio::time::sleep_until(next_poll.min(next_renew).min(next_measure)) => {}
+                Some(delivery) = receiver.recv() => {
+                    in_flight.remove(&delivery.row);
+                    if let Err(error) = self.note(delivery, &mut outcomes) {
+                        failures.note(&error);
+                    }
+                }
+                _ = shutdown.cancelled() => {}
+            }
+        }
+
+        // Calls that finished during the drain committed rows after the last claim.
+        let deadline = Instant::now() + FINAL_FLUSH;
+        let limit = self.config.batch_size as usize;
+        while Instant::now() < deadline {
+            match self.claim_and_send(limit, &sender).await {
+                Ok(claim) => {
+                    in_flight.extend(claim.in_flight);
+                    if claim.claimed < limit {
+                        break;
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%error, retry_in = ?backoff, "outbox relay failed; events stay in the outbox");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    tracing::warn!(%error, "last outbox claim failed; events stay in the outbox");
+                    break;
                 }
             }
         }
-        // Calls that finished during the drain committed events after the last pass.
-        if let Err(error) = self.relay_once().await {
-            tracing::warn!(%error, "last outbox pass failed; events stay in the outbox");
+        while !in_flight.is_empty() {
+            tokio::select! {
+                Some(delivery) = receiver.recv() => {
+                    in_flight.remove(&delivery.row);
+                    let _ = self.note(delivery, &mut outcomes);
+                }
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
         }
-        let producer = self
-            .producer
-            .read()
-            .expect("producer lock poisoned")
-            .clone();
-        let flushed =
-            tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5))).await;
-        if !matches!(flushed, Ok(Ok(()))) {
+        if let Err(error) = self.record(&mut outcomes).await {
+            tracing::warn!(%error, "cannot record the last acknowledgements; those events will be published again");
+        }
+        if !in_flight.is_empty() {
             tracing::warn!(
-                "producer not flushed at shutdown; unacknowledged events stay in the outbox"
+                unacknowledged = in_flight.len(),
+                "stopping with records in flight; they stay in the outbox for the next relay"
+            );
+            let rows: Vec<i64> = in_flight.into_iter().collect();
+            if let Ok(client) = self.pool.get().await {
+                let _ = table::release(&client, &rows).await;
+            }
+        }
+    }
+
+    /// Claims up to `limit` rows and hands each to the producer; every answer is sent to
+    /// `deliveries` as it comes. Rows of unknown event types are parked.
+    async fn claim_and_send(
+        &self,
+        limit: usize,
+        deliveries: &mpsc::UnboundedSender<Delivery>,
+    ) -> Result<Claim, RelayError> {
+        let client = self.pool.get().await?;
+        let claimed = table::claim(&client, limit as i64, LEASE).await?;
+        let mut unknown = Vec::new();
+        let mut in_flight = Vec::with_capacity(claimed.len());
+        let mut answers = FuturesUnordered::new();
+        for event in &claimed {
+            let Some(topic) = self.publisher.topic_of(&event.event_type) else {
+                unknown.push(event.row);
+                continue;
+            };
+            in_flight.push(event.row);
+            let (row, occurred_at) = (event.row, event.occurred_at);
+            match self.publisher.send(topic, event) {
+                Ok(answer) => answers.push(async move {
+                    let result = match answer.await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err((error, _))) => Err(error.to_string()),
+                        Err(_) => Err("the producer dropped the record".to_owned()),
+                    };
+                    Delivery {
+                        row,
+                        occurred_at,
+                        result,
+                    }
+                }),
+                Err(error) => {
+                    let _ = deliveries.send(Delivery {
+                        row,
+                        occurred_at,
+                        result: Err(format!("the producer refused the record: {error}")),
+                    });
+                }
+            }
+        }
+        if !answers.is_empty() {
+            let deliveries = deliveries.clone();
+            tokio::spawn(async move {
+                while let Some(delivery) = answers.next().await {
+                    let _ = deliveries.send(delivery);
+                }
+            });
+        }
+        if !unknown.is_empty() {
+            self.park(&client, &claimed, &unknown).await?;
+        }
+        Ok(Claim {
+            claimed: claimed.len(),
+            in_flight,
+        })
+    }
+
+    async fn park(
+        &self,
+        client: &deadpool_postgres::Client,
+        claimed: &[table::Claimed],
+        rows: &[i64],
+    ) -> Result<(), RelayError> {
+        let newly_parked = table::park(client, rows).await?;
+        self.metrics.parked.inc_by(newly_parked.len() as u64);
+        for event in claimed.iter().filter(|e| newly_parked.contains(&e.row)) {
+            tracing::warn!(
+                row = event.row,
+                event_type = %event.event_type,
+                user_id = %event.aggregate_id,
+                "outbox row of an event type this release does not know; parked for a release that does"
             );
         }
+        Ok(())
     }
 
-    fn topic_of(&self, event: &Claimed) -> Result<&str, RelayError> {
-        let topics = &self.config.topics;
-        match event.event_type.as_str() {
-            event_headers::USER_CREATED => Ok(&topics.created),
-            event_headers::USER_UPDATED => Ok(&topics.updated),
-            event_headers::USER_DELETED => Ok(&topics.deleted),
-            other => Err(RelayError::UnknownEventType {
-                row: event.row,
-                event_type: other.to_owned(),
-            }),
+    /// Counts an answer and queues what it means for the outbox; the error when it failed.
+    fn note(&self, delivery: Delivery, outcomes: &mut Outcomes) -> Result<(), String> {
+        match delivery.result {
+            Ok(()) => {
+                self.publisher.after_success();
+                self.metrics.published.inc();
+                let age = (OffsetDateTime::now_utc() - delivery.occurred_at).as_seconds_f64();
+                self.metrics.publish_latency.observe(age.max(0.0));
+                outcomes.published.push(delivery.row);
+                Ok(())
+            }
+            Err(error) => {
+                self.metrics.publish_failures.inc();
+                self.publisher.after_failure();
+                outcomes.failed.push(delivery.row);
+                Err(error)
+            }
         }
     }
 
-    /// A producer whose records failed may be stuck on a broker that forgot its producer id
-    /// (an idempotent session cannot recover from that); the next batch starts a new
-    /// session. Failures are rare, so the cost of a new connection does not matter.
-    fn renew_producer(&self) {
-        let fatal = self
-            .producer
-            .read()
-            .expect("producer lock poisoned")
-            .client()
-            .fatal_error();
-        if let Some((code, reason)) = fatal {
-            tracing::warn!(?code, %reason, "producer failed fatally");
+    /// Deletes what was published and schedules what failed for a retry. What it could not
+    /// write stays queued in `outcomes`; a lease that runs out meanwhile means at worst a
+    /// duplicate.
+    async fn record(&self, outcomes: &mut Outcomes) -> Result<(), RelayError> {
+        if outcomes.published.is_empty() && outcomes.failed.is_empty() {
+            return Ok(());
         }
-        match Self::producer(&self.config) {
-            Ok(producer) => *self.producer.write().expect("producer lock poisoned") = producer,
-            Err(error) => tracing::error!(%error, "cannot create a new producer"),
+        let client = self.pool.get().await?;
+        table::delete(&client, &outcomes.published).await?;
+        outcomes.published.clear();
+        table::retry_later(&client, &outcomes.failed).await?;
+        outcomes.failed.clear();
+        Ok(())
+    }
+
+    async fn renew(&self, in_flight: &HashSet<i64>) {
+        if in_flight.is_empty() {
+            return;
+        }
+        let rows: Vec<i64> = in_flight.iter().copied().collect();
+        let renewed = match self.pool.get().await {
+            Ok(client) => table::renew(&client, &rows, LEASE)
+                .await
+                .map_err(RelayError::from),
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = renewed {
+            tracing::warn!(%error, "cannot renew the leases of records in flight; another relay may publish them again");
         }
     }
 }
 
-fn headers(event: &Claimed) -> OwnedHeaders {
-    let event_id = event.event_id.to_string();
-    let version = event.aggregate_version.to_string();
-    let occurred_at = timestamp::to_rfc3339(event.occurred_at);
-    let headers = OwnedHeaders::new_with_capacity(5)
-        .insert(Header {
-            key: event_headers::EVENT_ID,
-            value: Some(&event_id),
-        })
-        .insert(Header {
-            key: event_headers::EVENT_TYPE,
-            value: Some(&event.event_type),
-        })
-        .insert(Header {
-            key: event_headers::VERSION,
-            value: Some(&version),
-        })
-        .insert(Header {
-            key: event_headers::OCCURRED_AT,
-            value: Some(&occurred_at),
-        });
-    match &event.traceparent {
-        Some(traceparent) => headers.insert(Header {
-            key: event_headers::TRACEPARENT,
-            value: Some(traceparent),
-        }),
-        None => headers,
+/// Logs the first failure, then at most one line per period with how many followed.
+#[derive(Default)]
+struct FailureLog {
+    last: Option<Instant>,
+    since: u64,
+}
+
+impl FailureLog {
+    fn note(&mut self, error: &str) {
+        self.since += 1;
+        if self
+            .last
+            .is_none_or(|last| last.elapsed() >= FAILURE_LOG_EVERY)
+        {
+            tracing::warn!(%error, failures = self.since, "outbox relay: events stay in the outbox and are retried");
+            self.last = Some(Instant::now());
+            self.since = 0;
+        }
     }
 }

@@ -1,6 +1,27 @@
--- Rows another relay holds are skipped, so several relays share the backlog.
-SELECT id, event_id, event_type, aggregate_id, aggregate_version, payload, traceparent, occurred_at
-FROM outbox
-ORDER BY id
-LIMIT $1
-FOR UPDATE SKIP LOCKED
+-- Claims up to $1 due rows, oldest first, and leases them for $2 seconds. A row waits while
+-- an earlier row of its user is leased or backing off, so one user's events leave in order;
+-- a parked row holds back no one (consumers order by version). Rows another relay is
+-- claiming right now are skipped.
+WITH due AS (
+    SELECT o.id
+    FROM outbox o
+    WHERE o.available_at <= now()
+      AND NOT EXISTS (
+          SELECT 1
+          FROM outbox earlier
+          WHERE earlier.aggregate_id = o.aggregate_id
+            AND earlier.id < o.id
+            AND earlier.available_at > now()
+            AND earlier.parked_at IS NULL
+      )
+    ORDER BY o.id
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE outbox
+SET available_at = now() + make_interval(secs => $2),
+    attempts = outbox.attempts + 1
+FROM due
+WHERE outbox.id = due.id
+RETURNING outbox.id, outbox.event_id, outbox.event_type, outbox.aggregate_id,
+          outbox.aggregate_version, outbox.payload, outbox.traceparent, outbox.occurred_at

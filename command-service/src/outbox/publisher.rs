@@ -1,0 +1,208 @@
+//! The relay's side of Kafka: the topics, an idempotent producer, and the record each outbox
+//! row becomes.
+
+use std::{
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
+
+use rdkafka::{
+    error::KafkaError,
+    message::{Header, OwnedHeaders},
+    producer::{FutureRecord, Producer as _, future_producer::DeliveryFuture},
+};
+use users_shared::{event_headers, kafka, timestamp};
+
+use super::{RelayConfig, table::Claimed};
+
+pub(super) struct Publisher {
+    config: RelayConfig,
+    producer: RwLock<kafka::Producer>,
+    session: Mutex<Session>,
+    topics_ready: Arc<AtomicBool>,
+    creating_topics: Arc<AtomicBool>,
+}
+
+/// When the producer's session began and last had a record acknowledged.
+struct Session {
+    started: Instant,
+    last_success: Instant,
+}
+
+impl Publisher {
+    pub(super) fn new(config: RelayConfig) -> Result<Self, KafkaError> {
+        Ok(Self {
+            producer: RwLock::new(Self::producer(&config)?),
+            session: Mutex::new(Session {
+                started: Instant::now(),
+                last_success: Instant::now(),
+            }),
+            config,
+            topics_ready: Arc::new(AtomicBool::new(false)),
+            creating_topics: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    fn producer(config: &RelayConfig) -> Result<kafka::Producer, KafkaError> {
+        let producer = kafka::client_config(&config.brokers, "command-service-relay")
+            // Retries neither duplicate nor reorder records within one producer session.
+            // Across sessions and relays they may: the topic contract says so.
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "1")
+            .set("batch.num.messages", config.batch_num_messages.to_string())
+            .set(
+                "message.timeout.ms",
+                config.publish_timeout.as_millis().to_string(),
+            )
+            .create()?;
+        Ok(kafka::Producer::new(producer))
+    }
+
+    /// Creates the topics unless they are known to exist; errors are the caller's.
+    pub(super) async fn ensure_topics(&self) -> Result<(), KafkaError> {
+        if self.topics_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        create_topics(&self.config).await?;
+        self.topics_ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Like [`Self::ensure_topics`], on a task of its own, so the relay goes on with its
+    /// leases and acknowledgements while a broker that does not answer holds the call.
+    pub(super) fn ensure_topics_in_background(&self) {
+        if self.topics_ready.load(Ordering::Acquire)
+            || self.creating_topics.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let config = self.config.clone();
+        let ready = Arc::clone(&self.topics_ready);
+        let creating = Arc::clone(&self.creating_topics);
+        tokio::spawn(async move {
+            match create_topics(&config).await {
+                Ok(()) => ready.store(true, Ordering::Release),
+                Err(error) => tracing::warn!(%error, "cannot create the event topics yet"),
+            }
+            creating.store(false, Ordering::Release);
+        });
+    }
+
+    /// The topic of an event type this release knows.
+    pub(super) fn topic_of(&self, event_type: &str) -> Option<&str> {
+        let topics = &self.config.topics;
+        match event_type {
+            event_headers::USER_CREATED => Some(&topics.created),
+            event_headers::USER_UPDATED => Some(&topics.updated),
+            event_headers::USER_DELETED => Some(&topics.deleted),
+            _ => None,
+        }
+    }
+
+    /// Hands the record to the producer; the future resolves once the broker acknowledged
+    /// it or it failed. An error means the producer's queue refused it.
+    pub(super) fn send(&self, topic: &str, event: &Claimed) -> Result<DeliveryFuture, String> {
+        let key = event.aggregate_id.to_string();
+        let record = FutureRecord::to(topic)
+            .key(&key)
+            .payload(&event.payload)
+            .headers(headers(event));
+        self.producer
+            .read()
+            .expect("producer lock poisoned")
+            .send_result(record)
+            .map_err(|(error, _)| error.to_string())
+    }
+
+    pub(super) fn after_success(&self) {
+        self.session
+            .lock()
+            .expect("session lock poisoned")
+            .last_success = Instant::now();
+    }
+
+    /// After a record failed: the topics may be gone (a broker that restarted empty), and
+    /// the producer's session may be dead: failed fatally, or, with a broker that forgot its
+    /// producer id, stuck without saying so. A session that has had nothing acknowledged for
+    /// a whole publish timeout (and had that long to try) is taken for stuck. Either way the
+    /// next records go through a new session; a partition that is merely sick leaves the
+    /// session alone, as the others' acknowledgements show it alive.
+    pub(super) fn after_failure(&self) {
+        self.topics_ready.store(false, Ordering::Release);
+        let fatal = self
+            .producer
+            .read()
+            .expect("producer lock poisoned")
+            .client()
+            .fatal_error();
+        let mut session = self.session.lock().expect("session lock poisoned");
+        let timeout = self.config.publish_timeout;
+        let stuck =
+            session.started.elapsed() >= timeout && session.last_success.elapsed() >= timeout;
+        if fatal.is_none() && !stuck {
+            return;
+        }
+        match fatal {
+            Some((code, reason)) => {
+                tracing::warn!(?code, %reason, "producer failed fatally; starting a new session")
+            }
+            None => tracing::warn!(
+                ?timeout,
+                "no record acknowledged for a publish timeout; starting a new producer session"
+            ),
+        }
+        match Self::producer(&self.config) {
+            // The old producer is dropped off the runtime; its queued records fail and their
+            // rows are retried.
+            Ok(producer) => {
+                *self.producer.write().expect("producer lock poisoned") = producer;
+                session.started = Instant::now();
+            }
+            Err(error) => tracing::error!(%error, "cannot create a new producer"),
+        }
+    }
+}
+
+async fn create_topics(config: &RelayConfig) -> Result<(), KafkaError> {
+    kafka::ensure_topics(
+        &config.brokers,
+        &config.topics.events(),
+        config.topic_partitions,
+        config.topic_replication,
+    )
+    .await
+}
+
+fn headers(event: &Claimed) -> OwnedHeaders {
+    let event_id = event.event_id.to_string();
+    let version = event.aggregate_version.to_string();
+    let occurred_at = timestamp::to_rfc3339(event.occurred_at);
+    let headers = OwnedHeaders::new_with_capacity(5)
+        .insert(Header {
+            key: event_headers::EVENT_ID,
+            value: Some(&event_id),
+        })
+        .insert(Header {
+            key: event_headers::EVENT_TYPE,
+            value: Some(&event.event_type),
+        })
+        .insert(Header {
+            key: event_headers::VERSION,
+            value: Some(&version),
+        })
+        .insert(Header {
+            key: event_headers::OCCURRED_AT,
+            value: Some(&occurred_at),
+        });
+    match &event.traceparent {
+        Some(traceparent) => headers.insert(Header {
+            key: event_headers::TRACEPARENT,
+            value: Some(traceparent),
+        }),
+        None => headers,
+    }
+}

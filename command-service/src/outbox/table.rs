@@ -1,0 +1,148 @@
+//! The outbox table as the relay uses it: rows are claimed under a lease, then deleted once
+//! published, moved back for a retry, or parked.
+
+use std::time::Duration;
+
+use deadpool_postgres::GenericClient;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// An outbox row claimed for publishing.
+#[derive(Debug, Clone)]
+pub(super) struct Claimed {
+    pub(super) row: i64,
+    pub(super) event_id: Uuid,
+    pub(super) event_type: String,
+    pub(super) aggregate_id: Uuid,
+    pub(super) aggregate_version: i64,
+    pub(super) payload: Vec<u8>,
+    pub(super) traceparent: Option<String>,
+    pub(super) occurred_at: OffsetDateTime,
+}
+
+/// What waits in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Backlog {
+    /// Rows, exact up to 10,000 and an upper bound beyond.
+    pub(super) rows: i64,
+    pub(super) oldest_seconds: f64,
+    pub(super) parked: i64,
+}
+
+/// Claims up to `limit` due rows in id order, leased for `lease`.
+pub(super) async fn claim<C: GenericClient>(
+    client: &C,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<Claimed>, tokio_postgres::Error> {
+    let claim = client
+        .prepare_cached(include_str!("sql/claim_batch.sql"))
+        .await?;
+    let rows = client
+        .query(&claim, &[&limit, &lease.as_secs_f64()])
+        .await?;
+    let mut claimed: Vec<Claimed> = rows
+        .iter()
+        .map(|row| Claimed {
+            row: row.get(0),
+            event_id: row.get(1),
+            event_type: row.get(2),
+            aggregate_id: row.get(3),
+            aggregate_version: row.get(4),
+            payload: row.get(5),
+            traceparent: row.get(6),
+            occurred_at: row.get(7),
+        })
+        .collect();
+    // RETURNING keeps no order; a user's events must be sent oldest first.
+    claimed.sort_unstable_by_key(|event| event.row);
+    Ok(claimed)
+}
+
+/// Extends the lease of rows still in flight.
+pub(super) async fn renew<C: GenericClient>(
+    client: &C,
+    rows: &[i64],
+    lease: Duration,
+) -> Result<(), tokio_postgres::Error> {
+    let renew = client
+        .prepare_cached(include_str!("sql/renew_leases.sql"))
+        .await?;
+    client
+        .execute(&renew, &[&rows, &lease.as_secs_f64()])
+        .await?;
+    Ok(())
+}
+
+/// Deletes rows the broker acknowledged.
+pub(super) async fn delete<C: GenericClient>(
+    client: &C,
+    rows: &[i64],
+) -> Result<(), tokio_postgres::Error> {
+    execute_for_rows(client, include_str!("sql/delete_published.sql"), rows).await
+}
+
+/// Makes rows the broker did not acknowledge due again after their backoff.
+pub(super) async fn retry_later<C: GenericClient>(
+    client: &C,
+    rows: &[i64],
+) -> Result<(), tokio_postgres::Error> {
+    execute_for_rows(client, include_str!("sql/retry_later.sql"), rows).await
+}
+
+/// Makes rows due at once, for another relay to take.
+pub(super) async fn release<C: GenericClient>(
+    client: &C,
+    rows: &[i64],
+) -> Result<(), tokio_postgres::Error> {
+    execute_for_rows(client, include_str!("sql/release.sql"), rows).await
+}
+
+/// Sets rows aside for a release that knows their event type; returns those parked only
+/// now, each once.
+pub(super) async fn park<C: GenericClient>(
+    client: &C,
+    rows: &[i64],
+) -> Result<Vec<i64>, tokio_postgres::Error> {
+    let park = client.prepare_cached(include_str!("sql/park.sql")).await?;
+    Ok(client
+        .query(&park, &[&rows])
+        .await?
+        .iter()
+        .filter(|row| row.get::<_, bool>(1))
+        .map(|row| row.get(0))
+        .collect())
+}
+
+pub(super) async fn backlog<C: GenericClient>(
+    client: &C,
+) -> Result<Backlog, tokio_postgres::Error> {
+    let backlog = client
+        .prepare_cached(include_str!("sql/backlog.sql"))
+        .await?;
+    let row = client.query_one(&backlog, &[]).await?;
+    let counted: i64 = row.get(0);
+    let span: Option<i64> = row.get(1);
+    Ok(Backlog {
+        rows: if counted < 10_000 {
+            counted
+        } else {
+            span.unwrap_or(counted)
+        },
+        oldest_seconds: row.get(2),
+        parked: row.get(3),
+    })
+}
+
+async fn execute_for_rows<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    rows: &[i64],
+) -> Result<(), tokio_postgres::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let statement = client.prepare_cached(sql).await?;
+    client.execute(&statement, &[&rows]).await?;
+    Ok(())
+}
