@@ -43,7 +43,11 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         migrate(&config.database_url).await?;
-        let pool = db::pool(&config.database_url, config.database_pool_size.into())?;
+        let pool = db::pool(
+            &config.database_url,
+            config.database.database_pool_size.into(),
+            config.database.session_limits(),
+        )?;
         let topics = Topics::with_prefix(&config.kafka.topic_prefix);
 
         let mut registry = Registry::default();
@@ -63,6 +67,7 @@ impl App {
             pool.clone(),
             &config.kafka.brokers,
             config.health.health_check_timeout,
+            &mut registry,
         )?;
 
         let reads = Reads {
