@@ -71,6 +71,130 @@ pub fn finished_spans() -> Vec<opentelemetry_sdk::trace::SpanData> {
     span_exporter().get_finished_spans().unwrap_or_default()
 }
 
+/// A tansu broker of a test's own (in memory, on its own port), so stopping or breaking it
+/// disturbs no other test. Stopped when dropped.
+pub struct PrivateBroker {
+    pub addr: std::net::SocketAddr,
+    schemas: Option<std::path::PathBuf>,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateBroker {
+    /// On a free port.
+    pub fn start() -> Self {
+        Self::start_on(free_port(), None)
+    }
+
+    /// On a free port, validating each topic's records against the protobuf schema
+    /// `<topic>.proto` in a directory of its own, if there is one (see [`Self::reject`]).
+    pub fn start_with_schemas() -> Self {
+        let dir = std::env::temp_dir().join(format!("users-schemas-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("a schema directory");
+        Self::start_on(free_port(), Some(dir))
+    }
+
+    /// On `addr` (e.g. where a stopped one was).
+    pub fn start_on(addr: std::net::SocketAddr, schemas: Option<std::path::PathBuf>) -> Self {
+        use std::process::{Command, Stdio};
+
+        let binary = std::env::var("TANSU_BIN").unwrap_or_else(|_| "tansu".to_owned());
+        let url = format!("tcp://{addr}");
+        let mut command = Command::new(&binary);
+        command
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/", "--silent"])
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(dir) = &schemas {
+            // tansu resolves a file:// registry against its working directory.
+            let name = dir
+                .file_name()
+                .and_then(|name| name.to_str())
+                .expect("a name");
+            command
+                .current_dir(dir.parent().expect("a parent"))
+                .args(["--schema-registry", &format!("file://{name}")]);
+        }
+        let child = command.spawn().unwrap_or_else(|error| {
+            panic!("cannot start `{binary}` (run `make broker` to install it): {error}")
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tansu did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            addr,
+            schemas,
+            child: Some(child),
+        }
+    }
+
+    pub fn brokers(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// From now on the broker refuses every record of `topic` (as INVALID_RECORD): its
+    /// values must decode as a message they are not.
+    pub fn reject(&self, topic: &str) {
+        let dir = self.schemas.as_ref().expect("started with schemas");
+        std::fs::write(
+            dir.join(format!("{topic}.proto")),
+            "syntax = \"proto3\";\nmessage Value { int64 user = 1; }\n",
+        )
+        .expect("write the schema");
+    }
+
+    /// Takes back [`Self::reject`].
+    pub fn accept(&self, topic: &str) {
+        let dir = self.schemas.as_ref().expect("started with schemas");
+        std::fs::remove_file(dir.join(format!("{topic}.proto"))).expect("remove the schema");
+    }
+
+    /// Sends SIGSTOP (`true`) or SIGCONT (`false`): a broker that hangs, connections open.
+    pub fn pause(&self, paused: bool) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let signal = if paused { "-STOP" } else { "-CONT" };
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(dir) = &self.schemas {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+}
+
 /// A database of its own, dropped (with its connections) when the value is.
 pub struct TestDatabase {
     pub name: String,

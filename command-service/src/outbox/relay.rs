@@ -196,8 +196,13 @@ impl Relay {
                     failures.note(&error);
                 }
             }
-            if let Err(error) = self.record(&mut outcomes).await {
-                failures.note(&format!("cannot record what the broker answered: {error}"));
+            // A published row lets its user's next row be claimed.
+            let unblocked = !outcomes.published.is_empty();
+            match self.record(&mut outcomes).await {
+                Ok(()) => claim_now |= unblocked,
+                Err(error) => {
+                    failures.note(&format!("cannot record what the broker answered: {error}"))
+                }
             }
             if Instant::now() >= next_renew {
                 self.renew(&in_flight).await;

@@ -1,8 +1,4 @@
-use std::{
-    net::{SocketAddr, TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use shared_proto::v1;
 use users_shared::event_headers;
@@ -10,68 +6,9 @@ use users_shared::event_headers;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-use users_shared::test_support::{http_get, parse_metrics, sample};
+use users_shared::test_support::{PrivateBroker, http_get, parse_metrics, sample};
 
 use crate::helpers::*;
-
-/// A tansu broker of the test's own, so stopping it disturbs no other test.
-struct PrivateBroker {
-    addr: SocketAddr,
-    child: Option<Child>,
-}
-
-impl PrivateBroker {
-    fn start_on(addr: SocketAddr) -> Self {
-        let binary = std::env::var("TANSU_BIN").unwrap_or_else(|_| "tansu".to_owned());
-        let url = format!("tcp://{addr}");
-        let child = Command::new(&binary)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/", "--silent"])
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!("cannot start `{binary}` (run `make broker` to install it): {error}")
-            });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            addr,
-            child: Some(child),
-        }
-    }
-
-    fn start() -> Self {
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        Self::start_on(addr)
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateBroker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 #[tokio::test]
 async fn writes_while_the_broker_is_down_are_published_when_it_returns() {
@@ -104,7 +41,7 @@ async fn writes_while_the_broker_is_down_are_published_when_it_returns() {
     assert_eq!(app.outbox_len().await, 3, "the events wait in the outbox");
 
     // The in-memory broker comes back empty: the relay must recreate the topics.
-    let _broker = PrivateBroker::start_on(broker.addr);
+    let _broker = PrivateBroker::start_on(broker.addr, None);
     wait_for_readiness(&app, 200, "\"kafka\":\"ok\"").await;
     assert_eq!(broker_up(&app).await, 1.0);
     let deadline = Instant::now() + Duration::from_secs(60);

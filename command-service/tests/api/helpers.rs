@@ -36,9 +36,18 @@ pub async fn spawn_app() -> TestApp {
 /// Starts command-service with its own database and topic prefix against `brokers`, with
 /// `extra` flags appended to the command line.
 pub async fn spawn_app_with(brokers: &str, extra: &[&str]) -> TestApp {
+    spawn_app_on(brokers, &new_prefix(), extra).await
+}
+
+/// Like [`spawn_app_with`], on the topics of `prefix`.
+pub async fn spawn_app_on(brokers: &str, prefix: &str, extra: &[&str]) -> TestApp {
     let db = Arc::new(TestDatabase::create().await);
-    let prefix = format!("test-{}.", Uuid::new_v4().simple());
-    start(db, prefix, brokers, extra).await
+    start(db, prefix.to_owned(), brokers, extra).await
+}
+
+/// A topic prefix of a test's own.
+pub fn new_prefix() -> String {
+    format!("test-{}.", Uuid::new_v4().simple())
 }
 
 async fn start(db: Arc<TestDatabase>, prefix: String, brokers: &str, extra: &[&str]) -> TestApp {

@@ -1,7 +1,12 @@
 use std::{collections::HashSet, time::Duration};
 
 use rdkafka::Message;
-use users_shared::event_headers;
+use shared_proto::v1;
+use users_shared::{
+    event_headers,
+    test_support::{PrivateBroker, http_get, parse_metrics, sample},
+    topics::Topics,
+};
 
 use crate::helpers::*;
 
@@ -70,4 +75,166 @@ async fn relay_once_drains_what_is_pending_and_then_finds_nothing() {
     assert_eq!(app.relay.relay_once().await.expect("relay pass"), 0);
     let records = events.read(1, Duration::from_secs(20)).await;
     assert_eq!(key(&records[0]), user.id);
+}
+
+#[tokio::test]
+async fn a_topic_the_broker_refuses_holds_back_only_its_own_users_events() {
+    let broker = PrivateBroker::start_with_schemas();
+    let prefix = new_prefix();
+    let topics = Topics::with_prefix(&prefix);
+    broker.reject(&topics.updated);
+    let mut app = spawn_app_on(&broker.brokers(), &prefix, &["--outbox-publish-timeout=2s"]).await;
+    let mut events = app.events().await;
+
+    let stuck = app.create_user(&unique_email()).await;
+    let update = nickname_update(&stuck.id, "refused");
+    app.update(update).await;
+    app.client
+        .delete_user(v1::DeleteUserRequest {
+            id: stuck.id.clone(),
+            expected_version: None,
+        })
+        .await
+        .expect("deleted");
+    let mut expected = HashSet::from([stuck.id.clone()]);
+    for _ in 0..20 {
+        expected.insert(app.create_user(&unique_email()).await.id);
+    }
+
+    // Every creation arrives while the updated topic refuses records (tansu also fences the
+    // producer session at each refusal, so some arrive twice: delivery is at least once)...
+    let mut keys = HashSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while keys != expected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {keys:?} arrived"
+        );
+        if let Some(record) = events.next(Duration::from_secs(1)).await {
+            assert_eq!(record.topic(), topics.created);
+            keys.insert(key(&record).to_owned());
+        }
+    }
+    // ...while the refused user's deletion waits behind its update.
+    let later = events.read_available(Duration::from_secs(3)).await;
+    assert!(later.iter().all(|r| r.topic() == topics.created));
+    assert_eq!(app.outbox_len().await, 2);
+
+    broker.accept(&topics.updated);
+    let records = events.read(2, Duration::from_secs(30)).await;
+    let by_topic = |topic: &str| {
+        records
+            .iter()
+            .find(|r| r.topic() == topic)
+            .unwrap_or_else(|| panic!("nothing on {topic}"))
+    };
+    let (updated, deleted) = (by_topic(&topics.updated), by_topic(&topics.deleted));
+    assert_eq!((key(updated), key(deleted)), (&*stuck.id, &*stuck.id));
+    let sent_at = |record: &rdkafka::message::OwnedMessage| {
+        record.timestamp().to_millis().expect("a timestamp")
+    };
+    assert!(
+        sent_at(updated) <= sent_at(deleted),
+        "the deletion was sent before the update it follows"
+    );
+}
+
+#[tokio::test]
+async fn an_outbox_row_of_an_unknown_event_type_is_parked_and_the_rest_flows() {
+    let mut app = spawn_app().await;
+    let mut events = app.events().await;
+    let db = app.db.client().await;
+    db.batch_execute(
+        "INSERT INTO outbox (event_id, event_type, aggregate_id, aggregate_version, payload, occurred_at)
+         VALUES (gen_random_uuid(), 'user.v1.UserRenamedEvent', gen_random_uuid(), 1, '\\x00', now())",
+    )
+    .await
+    .unwrap();
+
+    let user = app.create_user(&unique_email()).await;
+    let records = events.read(1, Duration::from_secs(20)).await;
+    assert_eq!(key(&records[0]), user.id);
+
+    let parked = || async {
+        db.query_one(
+            "SELECT count(*) FILTER (WHERE parked_at IS NOT NULL), count(*) FROM outbox",
+            &[],
+        )
+        .await
+        .map(|row| (row.get::<_, i64>(0), row.get::<_, i64>(1)))
+        .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while parked().await != (1, 1) {
+        assert!(std::time::Instant::now() < deadline, "{:?}", parked().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Met again, it is neither counted nor logged twice.
+    assert_eq!(app.relay.relay_once().await.expect("a pass"), 0);
+    let (_, metrics) = http_get(app.http_addr, "/metrics").await;
+    let samples = parse_metrics(&metrics);
+    assert_eq!(sample(&samples, "outbox_parked_total", &[]), Some(1.0));
+}
+
+#[tokio::test]
+async fn the_backlog_gauge_reads_a_bounded_part_of_a_large_outbox() {
+    let db = TestDatabase::create().await;
+    command_service::app::migrate(&db.url).await.unwrap();
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "INSERT INTO outbox (event_id, event_type, aggregate_id, aggregate_version, payload, occurred_at)
+             SELECT gen_random_uuid(), 'user.v1.UserCreatedEvent', gen_random_uuid(), 1, '\\x00',
+                    now() - interval '1 minute'
+             FROM generate_series(1, 30000);
+             ANALYZE outbox",
+        )
+        .await
+        .unwrap();
+    let backlog = include_str!("../../src/outbox/sql/backlog.sql");
+
+    let plan: Vec<String> = client
+        .query(&format!("EXPLAIN (ANALYZE, TIMING OFF) {backlog}"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    // Each plan node's `actual rows=R loops=L`: none may touch the whole table.
+    for line in plan.iter().filter(|line| line.contains("actual rows=")) {
+        let number = |name: &str| -> u64 {
+            let at = line.find(name).unwrap() + name.len();
+            line[at..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert!(
+            number("actual rows=") * number("loops=") <= 10_000,
+            "{}",
+            plan.join("\n")
+        );
+    }
+
+    let row = client.query_one(backlog, &[]).await.unwrap();
+    let (capped, span, oldest): (i64, i64, f64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((capped, span), (10_000, 30_000));
+    assert!(oldest >= 60.0, "{oldest}");
+}
+
+fn nickname_update(id: &str, nickname: &str) -> v1::UpdateUserRequest {
+    v1::UpdateUserRequest {
+        user: Some(v1::User {
+            id: id.to_owned(),
+            nickname: nickname.to_owned(),
+            ..v1::User::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["nickname".to_owned()],
+        }),
+        expected_version: None,
+        password: String::new(),
+    }
 }
