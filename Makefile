@@ -2,13 +2,14 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help lint proto-generate build docker-build run test test-unit test-integration bench broker broker-stop postgres
+.PHONY: help lint proto-check proto-generate build docker-build run test test-unit test-integration bench broker broker-stop postgres
 
 help:
 	@echo "make run               start Postgres (if down), the broker and both services"
 	@echo "make test              every test: unit and integration (starts what they need)"
 	@echo "make test-integration  integration tests only (real Postgres and broker)"
 	@echo "make lint              rustfmt and clippy, warnings as errors"
+	@echo "make proto-check       buf lint, format and breaking check of the protos (installs buf)"
 	@echo "make proto-generate    regenerate the Rust code of shared-proto"
 	@echo "make build             release binaries; make docker-build for images"
 	@echo "make bench             write-side figures beside their baselines (pgbench, raw argon2id)"
@@ -17,6 +18,10 @@ help:
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+# Separate from lint: it needs Node.js (npm) rather than cargo, and takes a second.
+proto-check:
+	scripts/proto-check.sh
 
 proto-generate:
 	touch shared-proto/build.rs
