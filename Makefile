@@ -2,13 +2,19 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help lint proto-generate build docker-build run test test-unit test-integration bench broker broker-stop postgres
+.PHONY: help lint deploy-check proto-generate build docker-build run test test-unit test-integration bench broker broker-stop postgres
+
+# Images: `make docker-build IMAGE_REPO=registry.example.com/users IMAGE_TAG=0.1.1`, then push
+# them and set the same reference in the overlay's `images:` (README, "Deploying").
+IMAGE_REPO ?= users
+IMAGE_TAG ?= dev
 
 help:
 	@echo "make run               start Postgres (if down), the broker and both services"
 	@echo "make test              every test: unit and integration (starts what they need)"
 	@echo "make test-integration  integration tests only (real Postgres and broker)"
 	@echo "make lint              rustfmt and clippy, warnings as errors"
+	@echo "make deploy-check      offline checks of k8s/, docker-compose.yml, Envoy, Prometheus, Dockerfile"
 	@echo "make proto-generate    regenerate the Rust code of shared-proto"
 	@echo "make build             release binaries; make docker-build for images"
 	@echo "make bench             write-side figures beside their baselines (pgbench, raw argon2id)"
@@ -18,6 +24,9 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
+deploy-check:
+	scripts/deploy-check.sh
+
 proto-generate:
 	touch shared-proto/build.rs
 	cargo build -p shared-proto
@@ -26,8 +35,8 @@ build:
 	cargo build --release --workspace --bins
 
 docker-build:
-	docker build --target command-service -t users/command-service .
-	docker build --target query-service -t users/query-service .
+	DOCKER_BUILDKIT=1 docker build --target command-service -t $(IMAGE_REPO)/command-service:$(IMAGE_TAG) .
+	DOCKER_BUILDKIT=1 docker build --target query-service -t $(IMAGE_REPO)/query-service:$(IMAGE_TAG) .
 
 run:
 	scripts/run.sh
