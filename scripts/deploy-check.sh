@@ -123,15 +123,15 @@ step() {
 
 render() {
   rm -rf "$out"
-  mkdir -p "$out"
+  mkdir -p "$out/overlays" "$out/self-test"
   "$kubectl" kustomize k8s/base >"$out/base.yaml" || return 1
   local dir name
   for dir in k8s/overlays/*/; do
     name=$(basename "$dir")
-    "$kubectl" kustomize "$dir" >"$out/$name.yaml" || return 1
-    echo "  $dir: $(grep -c '^kind:' "$out/$name.yaml") objects"
+    "$kubectl" kustomize "$dir" >"$out/overlays/$name.yaml" || return 1
+    echo "  $dir: $(grep -c '^kind:' "$out/overlays/$name.yaml") objects"
   done
-  [[ -f $out/dev.yaml && -f $out/prod.yaml ]] || { echo "  the dev and prod overlays must exist"; return 1; }
+  [[ -f $out/overlays/dev.yaml && -f $out/overlays/prod.yaml ]] || { echo "  the dev and prod overlays must exist"; return 1; }
 }
 
 crd_schemas() {
@@ -167,14 +167,14 @@ self_test() {
   "$venv/bin/python" "$here/guards.py" self-test "$out" "$envoy_version" || return 1
   node "$tools/node/crds.mjs" --self-test || return 1
   echo "-- the Compose Specification refuses an unknown key"
-  sed 's/^    stop_grace_period:/    stop_grace_periodd:/' docker-compose.yml >"$out/broken-compose.yml"
-  if "$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec "$out/broken-compose.yml" >/dev/null; then
+  sed 's/^    stop_grace_period:/    stop_grace_periodd:/' docker-compose.yml >"$out/self-test/compose.yml"
+  if "$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec "$out/self-test/compose.yml" >/dev/null; then
     echo "  FAIL accepted"
     return 1
   fi
   echo "  ok   refused"
   echo "-- the routing test fails when GetUser goes to command-service"
-  "$venv/bin/python" - deploy/envoy.yaml "$out/misrouted-envoy.yaml" <<'EOF'
+  "$venv/bin/python" - deploy/envoy.yaml "$out/self-test/envoy.yaml" <<'EOF'
 import sys, yaml
 config = yaml.safe_load(open(sys.argv[1]))
 for host in config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"]:
@@ -183,7 +183,7 @@ for host in config["static_resources"]["listeners"][0]["filter_chains"][0]["filt
             route["route"]["cluster"] = "command-service"
 yaml.safe_dump(config, open(sys.argv[2], "w"))
 EOF
-  if "$venv/bin/python" "$here/envoy_routing.py" "$envoy" "$out/misrouted-envoy.yaml" >/dev/null 2>&1; then
+  if "$venv/bin/python" "$here/envoy_routing.py" "$envoy" "$out/self-test/envoy.yaml" >/dev/null 2>&1; then
     echo "  FAIL the misrouted config passed"
     return 1
   fi

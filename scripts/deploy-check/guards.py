@@ -1,7 +1,8 @@
 """The deployment traps of issue 9, each as a check that fails if it comes back, plus the
 Kubernetes schema validation of the rendered overlays.
 
-  guards.py k8s OUT_DIR         rendered overlays OUT_DIR/<overlay>.yaml (and base.yaml):
+  guards.py k8s OUT_DIR         rendered overlays OUT_DIR/overlays/<overlay>.yaml, and the
+                                base as OUT_DIR/base.yaml:
                                 schemas of the built-in kinds, then the guards; writes the
                                 custom resources to OUT_DIR/<overlay>.crds.json for crds.mjs
                                 and their PrometheusRule groups to OUT_DIR/<overlay>.rules.yml
@@ -268,7 +269,7 @@ def connection_budget(docs):
         main = pod_spec(d)["containers"][0]
         pool = settings(docs, main).get("DATABASE_POOL_SIZE")
         if pool is None:
-            failures.append(f"Deployment/{name} does not set DATABASE_POOL_SIZE (the default, 32, is sized for no cluster)")
+            failures.append(f"Deployment/{name} does not set DATABASE_POOL_SIZE: the built-in default is sized for one machine, not for HPA max replicas")
             continue
         hpa = hpas.get(name)
         most = hpa["spec"]["maxReplicas"] if hpa else d["spec"].get("replicas", 1)
@@ -530,7 +531,7 @@ def run_k8s(out):
     base_docs = load_all(out / "base.yaml")
     versions = kubernetes_versions()
     failed = 0
-    overlays = sorted(p for p in out.glob("*.yaml") if p.stem != "base")
+    overlays = sorted((out / "overlays").glob("*.yaml"))
     for path in overlays:
         docs = load_all(path)
         schema_failures, custom = validate_builtin(docs, versions)
@@ -560,7 +561,7 @@ def run_compose(envoy_version):
 def self_test(out, envoy_version):
     """Each trap, put back into a good input, must make its guard fail."""
     out = Path(out)
-    good = load_all(out / "prod.yaml")
+    good = load_all(out / "overlays" / "prod.yaml")
     base = load_all(out / "base.yaml")
     alerts = "deploy/prometheus/alerts.yml"
     compose = yaml.safe_load(Path("docker-compose.yml").read_text())
