@@ -1,10 +1,14 @@
 # syntax=docker/dockerfile:1
-# Two images from one build:
-#   docker build --target command-service -t users/command-service .
-#   docker build --target query-service   -t users/query-service .
+# Two images from one build (BuildKit: the cache mounts below need it), as `make docker-build`
+# runs it:
+#   DOCKER_BUILDKIT=1 docker build --target command-service -t users/command-service:TAG .
+#   DOCKER_BUILDKIT=1 docker build --target query-service   -t users/query-service:TAG .
 
 FROM rust:1.95-bookworm AS builder
 # rdkafka builds the bundled librdkafka with its configure script, make and a C/C++ compiler.
+# Debian's versions are left to the base image's release: a pinned one disappears from the
+# archive at its next security update and breaks the build.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libssl-dev zlib1g-dev make g++ pkg-config \
  && rm -rf /var/lib/apt/lists/*
@@ -24,8 +28,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && cp target/release/command-service target/release/query-service /out/
 
 FROM debian:bookworm-slim AS runtime
+# libssl3: librdkafka's TLS and SASL/SCRAM (rdkafka's `ssl` feature) link OpenSSL.
+# hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates zlib1g \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 zlib1g \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin app

@@ -2,7 +2,12 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help lint proto-check proto-generate build docker-build run test test-unit test-integration bench broker broker-stop postgres
+.PHONY: help lint deploy-check proto-check proto-generate build docker-build run test test-unit test-integration bench broker broker-stop postgres
+
+# Images: `make docker-build IMAGE_REPO=registry.example.com/users IMAGE_TAG=0.1.1`, then push
+# them and set the same reference in the overlay's `images:` (README, "Deploying").
+IMAGE_REPO ?= users
+IMAGE_TAG ?= dev
 
 help:
 	@echo "make run               start Postgres (if down), the broker and both services"
@@ -10,6 +15,7 @@ help:
 	@echo "make test-integration  integration tests only (real Postgres and broker)"
 	@echo "make lint              rustfmt and clippy, warnings as errors"
 	@echo "make proto-check       buf lint, format and breaking check of the protos (installs buf)"
+	@echo "make deploy-check      offline checks of k8s/, docker-compose.yml, Envoy, Prometheus, Dockerfile"
 	@echo "make proto-generate    regenerate the Rust code of shared-proto"
 	@echo "make build             release binaries; make docker-build for images"
 	@echo "make bench             write-side figures beside their baselines (pgbench, raw argon2id)"
@@ -23,6 +29,9 @@ lint:
 proto-check:
 	scripts/proto-check.sh
 
+deploy-check:
+	scripts/deploy-check.sh
+
 proto-generate:
 	touch shared-proto/build.rs
 	cargo build -p shared-proto
@@ -31,8 +40,8 @@ build:
 	cargo build --release --workspace --bins
 
 docker-build:
-	docker build --target command-service -t users/command-service .
-	docker build --target query-service -t users/query-service .
+	DOCKER_BUILDKIT=1 docker build --target command-service -t $(IMAGE_REPO)/command-service:$(IMAGE_TAG) .
+	DOCKER_BUILDKIT=1 docker build --target query-service -t $(IMAGE_REPO)/query-service:$(IMAGE_TAG) .
 
 run:
 	scripts/run.sh
