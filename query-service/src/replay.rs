@@ -18,13 +18,26 @@ use rdkafka::{
     Message, Offset, TopicPartitionList,
     consumer::{Consumer, StreamConsumer},
 };
-use users_shared::{db, kafka, topics::Topics};
+use users_shared::{db, db_failure::DbFailure, kafka, topics::Topics};
 use uuid::Uuid;
 
 use crate::{app, config::Config, user_change::UserChange, view};
 
 /// Postgres channel on which a swap is announced; every replica clears its cache.
 pub const SWAPPED: &str = "user_views_swapped";
+
+/// The advisory lock a replay holds for its whole run: a second one would drop the first's
+/// shadow table, and the first would then swap in a half-built model.
+const REPLAY_LOCK: i64 = 8_020_417_313;
+
+/// How long the swap may wait for its lock on the live table. Waiting longer would queue
+/// every reader behind whatever long query holds it; the swap is tried again instead.
+const SWAP_LOCK_TIMEOUT: &str = "2s";
+const SWAP_ATTEMPTS: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+#[error("another replay of this read model is running; try again once it has finished")]
+pub struct ReplayRunning;
 
 const BATCH: usize = 1000;
 
@@ -36,6 +49,15 @@ pub struct ReplayReport {
 
 pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
     app::migrate(&config.database_url).await?;
+    // Held by this session until the replay ends, however it ends.
+    let lock = db::connect(&config.database_url).await?;
+    let locked: bool = lock
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&REPLAY_LOCK])
+        .await?
+        .get(0);
+    if !locked {
+        return Err(ReplayRunning.into());
+    }
     // The swap merges the whole live table: no statement limit suits every size.
     let pool = db::pool(&config.database_url, 2, db::SessionLimits::NONE)?;
     let topics = Topics::with_prefix(&config.kafka.topic_prefix);
@@ -120,6 +142,7 @@ pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
     progress.finish(report.events);
 
     swap(&pool).await?;
+    drop(lock);
     tracing::info!(
         events = report.events,
         undecodable = report.undecodable,
@@ -128,11 +151,28 @@ pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
     Ok(report)
 }
 
+/// The swap, tried again when its lock on the live table did not come in time.
 async fn swap(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
+    let mut attempt = 1;
+    loop {
+        match swap_once(pool).await {
+            // Among conflicts, a lock that did not come within the timeout.
+            Err(DbFailure::Conflict(_)) if attempt < SWAP_ATTEMPTS => {
+                tracing::warn!(attempt, "the live table is busy; trying the swap again");
+                tokio::time::sleep(Duration::from_millis(500) * attempt).await;
+                attempt += 1;
+            }
+            result => return result.context("cannot swap the rebuilt read model in"),
+        }
+    }
+}
+
+async fn swap_once(pool: &deadpool_postgres::Pool) -> Result<(), DbFailure> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.batch_execute(&format!(
-        "LOCK TABLE {live} IN SHARE ROW EXCLUSIVE MODE;
+        "SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}';
+         LOCK TABLE {live} IN SHARE ROW EXCLUSIVE MODE;
          INSERT INTO {shadow} AS s SELECT * FROM {live}
          ON CONFLICT (id) DO UPDATE SET first_name = EXCLUDED.first_name,
              last_name = EXCLUDED.last_name, nickname = EXCLUDED.nickname,
@@ -148,10 +188,8 @@ async fn swap(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
         live = view::LIVE,
         shadow = view::SHADOW,
     ))
-    .await
-    .context("cannot swap the rebuilt read model in")?;
-    tx.commit().await?;
-    Ok(())
+    .await?;
+    Ok(tx.commit().await?)
 }
 
 /// A progress bar on a terminal, a log line every few seconds elsewhere.

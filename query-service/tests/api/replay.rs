@@ -125,3 +125,41 @@ async fn replay_rebuilds_the_view_while_reads_keep_succeeding() {
     .await;
     app.wait_for(&late.to_string(), Some(1)).await;
 }
+
+#[tokio::test]
+async fn of_two_replays_started_together_one_completes_and_the_other_refuses() {
+    let mut app = spawn_query().await;
+    let writer = EventWriter::new(&users_shared::test_support::brokers());
+    let ids: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
+    for id in &ids {
+        publish(&writer, &app.topics, "created", &user(*id, 1, "Ada", "GB")).await;
+    }
+    for id in &ids {
+        app.wait_for(&id.to_string(), Some(1)).await;
+    }
+    let before = app.view_rows().await;
+
+    let cli = query_service::config::Cli::try_parse_from(query_args(
+        &app.db,
+        &app.prefix,
+        &app.group,
+        &[],
+    ))
+    .unwrap();
+    let (first, second) = tokio::join!(
+        query_service::replay::replay(&cli.config),
+        query_service::replay::replay(&cli.config)
+    );
+    let (done, refused) = match (first, second) {
+        (Ok(done), Err(refused)) | (Err(refused), Ok(done)) => (done, refused),
+        (first, second) => panic!("expected one success and one refusal: {first:?}, {second:?}"),
+    };
+    assert_eq!(done.events, 20);
+    assert!(
+        refused
+            .downcast_ref::<query_service::replay::ReplayRunning>()
+            .is_some(),
+        "{refused:#}"
+    );
+    assert_eq!(app.view_rows().await, before, "the model is complete");
+}
