@@ -7,18 +7,18 @@ use anyhow::Context;
 use deadpool_postgres::Pool;
 use prometheus_client::registry::Registry;
 use shared_proto::v1::user_service_server::UserServiceServer;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use users_shared::{
-    config::KafkaArgs, db, frontend::Frontend, grpc_metrics::GrpcMetricsLayer, grpc_server, kafka,
-    pg_listen, readiness, topics::Topics,
+    config::KafkaArgs, db, frontend::Frontend, grpc_metrics::GrpcMetricsLayer, grpc_server,
+    health::Need, kafka, pg_listen, readiness, topics::Topics,
 };
 
 use crate::{
     cache::UserCache,
-    cache_feed,
+    cache_feed::{self, FeedState},
     config::Config,
-    grpc::{QueryService, Reads},
+    grpc::{QueryService, Reads, SharedLooks},
     migrations::MIGRATIONS,
     page_token::PageTokens,
     projector::{Projector, ProjectorMetrics},
@@ -30,8 +30,13 @@ pub struct App {
     frontend: Frontend,
     projector: Projector,
     cache: UserCache,
+    feed_state: watch::Sender<FeedState>,
     pool: Pool,
 }
+
+/// How long gRPC waits for the cache feed before serving without it (it catches up later,
+/// clearing the cache).
+const FEED_START_WAIT: Duration = Duration::from_secs(5);
 
 /// Creates the read database when missing and applies its migrations.
 pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
@@ -69,12 +74,18 @@ impl App {
             config.health.health_check_timeout,
             &mut registry,
         )?;
+        let (feed_state, feed_watch) = cache_feed::state();
+        health.add_check("cache_feed", Need::Informational, move || {
+            let state = feed_watch.borrow().check();
+            async move { state }
+        });
 
         let reads = Reads {
             pool: pool.clone(),
             cache: cache.clone(),
             page_tokens: PageTokens::new(config.page_token_secret.as_bytes()),
             min_version_timeout: config.min_version_timeout,
+            looks: SharedLooks::new(&mut registry),
         };
         let routes = grpc_server::base_routes(health_service)?
             .add_service(UserServiceServer::new(QueryService::new(reads)));
@@ -94,6 +105,7 @@ impl App {
             frontend,
             projector,
             cache,
+            feed_state,
             pool,
         })
     }
@@ -115,11 +127,19 @@ impl App {
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         let background = CancellationToken::new();
         let topics = Topics::with_prefix(&self.config.kafka.topic_prefix);
+        let mut feed_started = self.feed_state.subscribe();
+        let feed = tokio::spawn(cache_feed::run(
+            self.config.kafka.brokers.clone(),
+            topics.clone(),
+            self.cache.clone(),
+            self.feed_state,
+            cache_feed::PARTITION_REFRESH,
+            background.clone(),
+        ));
         let consume = consume(
             self.config.kafka.clone(),
             topics,
             self.projector,
-            self.cache.clone(),
             background.clone(),
         );
         let swapped = Arc::new(Notify::new());
@@ -135,6 +155,17 @@ impl App {
             self.cache.clone(),
             background.clone(),
         );
+        // Changes made while a replica serves must reach its cache: let the feed start first,
+        // unless the broker keeps it waiting.
+        if tokio::time::timeout(
+            FEED_START_WAIT,
+            feed_started.wait_for(|state| *state == FeedState::Listening),
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!(wait = ?FEED_START_WAIT, "serving before the cache feed started");
+        }
         tracing::info!(grpc = %self.frontend.grpc_addr(), http = %self.frontend.http_addr(), "query-service serving");
         self.frontend
             .serve(
@@ -142,7 +173,7 @@ impl App {
                 self.config.shutdown.shutdown_grace,
                 stop,
                 background,
-                vec![tokio::spawn(consume), listen, tokio::spawn(clear)],
+                vec![tokio::spawn(consume), feed, listen, tokio::spawn(clear)],
             )
             .await?;
         tracing::info!("query-service stopped");
@@ -150,25 +181,16 @@ impl App {
     }
 }
 
-/// Creates the topics, then runs the cache feed and the projector until `shutdown`.
+/// Creates the topics, then runs the projector until `shutdown`.
 async fn consume(
     kafka_args: KafkaArgs,
     topics: Topics,
     projector: Projector,
-    cache: UserCache,
     shutdown: CancellationToken,
 ) {
-    if !ensure_topics(&kafka_args, &topics, &shutdown).await {
-        return;
+    if ensure_topics(&kafka_args, &topics, &shutdown).await {
+        projector.run(shutdown).await;
     }
-    let feed = tokio::spawn(cache_feed::run(
-        kafka_args.brokers.clone(),
-        topics,
-        cache,
-        shutdown.clone(),
-    ));
-    projector.run(shutdown).await;
-    let _ = feed.await;
 }
 
 /// A replay announces its swap; the cache may hold entries the new table does not. The

@@ -1,6 +1,14 @@
-//! Each replica's cache of users, in front of the view table. An entry is never replaced by
-//! an older version, so the event stream and database reads can race to fill it in any
-//! order; a deleted user is cached as a tombstone.
+//! Each replica's cache of users, in front of the view table.
+//!
+//! Only what the view holds enters the cache: rows read from it, and changes the projector
+//! has just written to it. The event stream itself never does, since a redelivered or rewound
+//! event may be older than the view, and with no entry left to compare against (expired,
+//! evicted, a cold replica) it would become what GetUser serves. What the stream does tell the
+//! cache is that a user changed: older entries are dropped, and a row of the view older than
+//! the announced version is served but not cached, so the cache does not settle on a version
+//! the view is about to leave behind (the projector may run on another replica and lag this
+//! one's stream). An entry is never replaced by an older version; a deleted user is cached as
+//! a tombstone.
 
 use std::{sync::Arc, time::Duration};
 
@@ -40,6 +48,9 @@ struct ResultLabel {
 #[derive(Clone)]
 pub struct UserCache {
     cache: Cache<Uuid, CachedUser>,
+    /// The newest version the event stream announced per user, kept as long as an entry
+    /// would be.
+    announced: Cache<Uuid, i64>,
     requests: Family<ResultLabel, Counter>,
     /// Woken whenever entries may have moved forward, for readers waiting on a version.
     advanced: Arc<Notify>,
@@ -58,6 +69,10 @@ impl UserCache {
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build(),
+            announced: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
             requests,
             advanced: Arc::new(Notify::new()),
         }
@@ -70,14 +85,48 @@ impl UserCache {
         found
     }
 
-    /// Stores `entry` unless the cache holds this user at the same or a newer version.
+    /// The entry, if any, without counting a lookup (for readers that look repeatedly).
+    pub fn peek(&self, id: &Uuid) -> Option<CachedUser> {
+        self.cache.get(id)
+    }
+
+    /// Stores `entry`, which the view holds, unless the cache holds this user at the same or
+    /// a newer version, or the stream announced a newer one.
     pub fn offer(&self, id: Uuid, entry: CachedUser) {
+        if self
+            .announced
+            .get(&id)
+            .is_some_and(|announced| announced > entry.version)
+        {
+            return;
+        }
         self.cache
             .entry(id)
             .and_compute_with(|existing| match existing {
                 Some(existing) if existing.value().version >= entry.version => Op::Nop,
                 _ => Op::Put(entry),
             });
+    }
+
+    /// The event stream shows `id` at `version`: an older entry goes.
+    pub fn announce_version(&self, id: Uuid, version: i64) {
+        self.announced
+            .entry(id)
+            .and_compute_with(|existing| match existing {
+                Some(existing) if *existing.value() >= version => Op::Nop,
+                _ => Op::Put(version),
+            });
+        self.cache
+            .entry(id)
+            .and_compute_with(|existing| match existing {
+                Some(existing) if existing.value().version < version => Op::Remove,
+                _ => Op::Nop,
+            });
+    }
+
+    /// The newest version the stream announced for `id`, while it is remembered.
+    pub fn announced(&self, id: &Uuid) -> Option<i64> {
+        self.announced.get(id)
     }
 
     /// Tells readers waiting for a version to look again.
@@ -91,6 +140,7 @@ impl UserCache {
 
     pub fn clear(&self) {
         self.cache.invalidate_all();
+        self.announced.invalidate_all();
         self.announce();
     }
 }
@@ -130,6 +180,27 @@ mod tests {
         cache.offer(id, entry(2, "late update"));
         let cached = cache.get(&id).unwrap();
         assert_eq!((cached.version, cached.user.is_none()), (3, true));
+    }
+
+    #[test]
+    fn a_row_older_than_the_streams_announcement_is_not_cached() {
+        let cache = UserCache::new(100, Duration::from_secs(60), &mut Registry::default());
+        let id = Uuid::now_v7();
+        cache.offer(id, entry(1, "cached"));
+        cache.announce_version(id, 3);
+        assert!(cache.get(&id).is_none(), "the older entry is dropped");
+
+        cache.offer(id, entry(2, "a lagging view"));
+        assert!(cache.get(&id).is_none());
+        cache.offer(id, entry(3, "caught up"));
+        assert_eq!(cache.get(&id).unwrap().version, 3);
+
+        cache.announce_version(id, 2);
+        assert_eq!(
+            cache.get(&id).unwrap().version,
+            3,
+            "a late announcement changes nothing"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod db;
 pub mod db_failure;
 pub mod event_headers;
 pub mod frontend;
+pub mod grpc_deadline;
 pub mod grpc_error;
 pub mod grpc_metrics;
 pub mod grpc_server;

@@ -8,12 +8,17 @@ use uuid::Uuid;
 use super::Reads;
 use crate::{cache::CachedUser, error::QueryError, view};
 
-/// How often a reader waiting for a version looks again when no event woke it.
+/// How often a reader looks at the view again while the event stream has announced the
+/// version it waits for but the view has not caught up yet.
 const RECHECK: Duration = Duration::from_millis(25);
+/// How often it looks when nothing announced that version: only a safety net, since the
+/// stream announces every change (to every replica) and wakes the readers.
+const BLIND_RECHECK: Duration = Duration::from_millis(500);
 
 pub(super) async fn handle(
     reads: &Reads,
     request: GetUserRequest,
+    call_deadline: Option<Instant>,
 ) -> Result<GetUserResponse, QueryError> {
     let mut violations = FieldViolations::new();
     let Some(id) = violations.check("id", parse_id(&request.id)) else {
@@ -22,29 +27,69 @@ pub(super) async fn handle(
     let Some(wanted) = request.min_version else {
         return answer(id, lookup(reads, id).await?);
     };
+    let mut deadline = Instant::now() + reads.min_version_timeout;
+    if let Some(call_deadline) = call_deadline {
+        deadline = deadline.min(call_deadline);
+    }
+    wait_for_version(reads, id, wanted, deadline).await
+}
 
-    let deadline = Instant::now() + reads.min_version_timeout;
+/// Read-your-writes: answers once this replica can serve `id` at `wanted` or newer, or
+/// UNAVAILABLE at `deadline`. Readers wake on every projector or feed batch; each checks the
+/// cache, and looks at the view (sharing the look with every reader of the same user) only
+/// when the stream announced the version or nothing was heard for a while.
+async fn wait_for_version(
+    reads: &Reads,
+    id: Uuid,
+    wanted: u64,
+    deadline: Instant,
+) -> Result<GetUserResponse, QueryError> {
+    let wanted_version = i64::try_from(wanted).unwrap_or(i64::MAX);
+    let mut last_look: Option<Instant> = None;
     loop {
-        // Registered before looking, so an event that lands in between still wakes us.
+        // Registered before looking, so a change that lands in between still wakes us.
         let advanced = reads.cache.advanced().notified();
-        let cached = reads.cache.get(&id);
-        if cached.as_ref().is_some_and(|c| c.version as u64 >= wanted) {
-            return answer(id, cached);
+        if let Some(cached) = reads
+            .cache
+            .peek(&id)
+            .filter(|c| c.version >= wanted_version)
+        {
+            return answer(id, Some(cached));
         }
-        // Not in the cache at that version (missing, or an entry the stream did not
-        // refresh): one look at the view per round.
-        if let Some(row) = view::get(&reads.pool.get().await?, id).await? {
-            let from_view = CachedUser::from(&row);
-            reads.cache.offer(id, from_view.clone());
-            if from_view.version as u64 >= wanted {
-                return answer(id, Some(from_view));
+        let announced = reads
+            .cache
+            .announced(&id)
+            .is_some_and(|version| version >= wanted_version);
+        let due = match last_look {
+            None => true,
+            Some(at) => at.elapsed() >= if announced { RECHECK } else { BLIND_RECHECK },
+        };
+        if due {
+            last_look = Some(Instant::now());
+            let looked = tokio::time::timeout_at(deadline, reads.looks.look(&reads.pool, id)).await;
+            match looked {
+                Err(_) => return Err(QueryError::NotCaughtUp { id, wanted }),
+                Ok(Ok(Some(row))) => {
+                    reads.cache.offer(id, row.clone());
+                    if row.version >= wanted_version {
+                        return answer(id, Some(row));
+                    }
+                }
+                Ok(Ok(None)) => {}
+                // The shared look failed: one of our own says why.
+                Ok(Err(())) => {
+                    tokio::time::timeout_at(deadline, lookup_view(reads, id))
+                        .await
+                        .map_err(|_| QueryError::NotCaughtUp { id, wanted })??;
+                }
             }
         }
         let now = Instant::now();
         if now >= deadline {
             return Err(QueryError::NotCaughtUp { id, wanted });
         }
-        let _ = tokio::time::timeout(RECHECK.min(deadline - now), advanced).await;
+        let wait = if announced { RECHECK } else { BLIND_RECHECK };
+        let _ = tokio::time::timeout(wait.min(deadline - now), advanced).await;
     }
 }
 
@@ -53,6 +98,10 @@ async fn lookup(reads: &Reads, id: Uuid) -> Result<Option<CachedUser>, QueryErro
     if let Some(cached) = reads.cache.get(&id) {
         return Ok(Some(cached));
     }
+    lookup_view(reads, id).await
+}
+
+async fn lookup_view(reads: &Reads, id: Uuid) -> Result<Option<CachedUser>, QueryError> {
     let client = reads.pool.get().await?;
     Ok(view::get(&client, id).await?.map(|row| {
         let entry = CachedUser::from(&row);

@@ -2,14 +2,16 @@
 
 mod get_user;
 mod list_users;
+mod shared_looks;
 
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use shared_proto::v1::{self, user_service_server::UserService};
 use tonic::{Request, Response, Status};
-use users_shared::grpc_error::owned_by;
+use users_shared::{grpc_deadline, grpc_error::owned_by};
 
+pub use self::shared_looks::SharedLooks;
 use crate::{cache::UserCache, page_token::PageTokens};
 
 /// What every query handler needs.
@@ -19,6 +21,7 @@ pub struct Reads {
     pub cache: UserCache,
     pub page_tokens: PageTokens,
     pub min_version_timeout: Duration,
+    pub looks: SharedLooks,
 }
 
 pub struct QueryService {
@@ -39,8 +42,9 @@ impl UserService for QueryService {
         &self,
         request: Request<v1::GetUserRequest>,
     ) -> Result<Response<v1::GetUserResponse>, Status> {
+        let deadline = grpc_deadline::of(request.metadata());
         Ok(Response::new(
-            get_user::handle(&self.reads, request.into_inner()).await?,
+            get_user::handle(&self.reads, request.into_inner(), deadline).await?,
         ))
     }
 

@@ -1,7 +1,13 @@
 //! The projector consumer's callbacks: lag from librdkafka's statistics, and where to resume
 //! a partition it is assigned.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use rdkafka::{
     ClientContext, Offset, TopicPartitionList,
@@ -16,11 +22,43 @@ use super::metrics::{PartitionLabels, ProjectorMetrics};
 pub(super) struct ProjectorContext {
     metrics: ProjectorMetrics,
     rewind: i64,
+    stopping: Arc<AtomicBool>,
 }
 
 impl ProjectorContext {
-    pub(super) fn new(metrics: ProjectorMetrics, rewind: i64) -> Self {
-        Self { metrics, rewind }
+    pub(super) fn new(metrics: ProjectorMetrics, rewind: i64, stopping: Arc<AtomicBool>) -> Self {
+        Self {
+            metrics,
+            rewind,
+            stopping,
+        }
+    }
+
+    /// [`Self::rewound`], retried until it succeeds: resuming a partition without its
+    /// rewind would skip records on tansu. `None` when the projector stops meanwhile. Runs
+    /// on the consumer's own thread, where blocking is fine.
+    fn rewound_retrying(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        assigned: &TopicPartitionList,
+    ) -> Option<TopicPartitionList> {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.rewound(consumer, assigned) {
+                Ok(resume) => return Some(resume),
+                Err(error) => {
+                    tracing::warn!(%error, retry_in = ?backoff, "cannot read committed offsets; retrying before resuming")
+                }
+            }
+            let until = std::time::Instant::now() + backoff;
+            while std::time::Instant::now() < until {
+                if self.stopping.load(Ordering::Acquire) {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
     }
 
     /// Moves each committed position `rewind` records back. Projecting records again is
@@ -77,10 +115,10 @@ impl ConsumerContext for ProjectorContext {
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let resume = if self.rewind > 0 {
-                    self.rewound(consumer, assigned).unwrap_or_else(|error| {
-                        tracing::warn!(%error, "cannot read committed offsets; resuming where the group left off");
-                        assigned.clone()
-                    })
+                    match self.rewound_retrying(consumer, assigned) {
+                        Some(resume) => resume,
+                        None => return,
+                    }
                 } else {
                     assigned.clone()
                 };

@@ -7,7 +7,7 @@ use rdkafka::{
     Message,
     error::KafkaResult,
     message::{Header, Headers, OwnedHeaders, OwnedMessage},
-    producer::{FutureProducer, FutureRecord},
+    producer::FutureRecord,
     util::Timeout,
 };
 use tokio_util::sync::CancellationToken;
@@ -17,7 +17,7 @@ use users_shared::{
 };
 
 pub struct DeadLetters {
-    producer: FutureProducer,
+    producer: kafka::Producer,
     topic: String,
 }
 
@@ -27,7 +27,10 @@ impl DeadLetters {
             .set("acks", "all")
             .set("message.timeout.ms", "10000")
             .create()?;
-        Ok(Self { producer, topic })
+        Ok(Self {
+            producer: kafka::Producer::new(producer),
+            topic,
+        })
     }
 
     /// Retries until the broker has the record or `shutdown`; returns false on shutdown.

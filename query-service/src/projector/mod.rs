@@ -7,21 +7,24 @@
 mod context;
 mod dead_letters;
 mod metrics;
+mod records;
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
 
 use deadpool_postgres::Pool;
-use futures::FutureExt;
 use rdkafka::{
     Message,
-    consumer::{CommitMode, Consumer, StreamConsumer},
+    consumer::{BaseConsumer, Consumer},
     error::KafkaResult,
     message::OwnedMessage,
 };
 use tokio_util::sync::CancellationToken;
 use users_shared::{event_headers, kafka, topics::Topics, trace_context};
 
-use self::{context::ProjectorContext, metrics::Outcome};
+use self::{context::ProjectorContext, metrics::Outcome, records::Records};
 pub use self::{dead_letters::DeadLetters, metrics::ProjectorMetrics};
 use crate::{cache::CachedUser, cache::UserCache, user_change::UserChange, view};
 
@@ -29,7 +32,8 @@ use crate::{cache::CachedUser, cache::UserCache, user_change::UserChange, view};
 const MAX_BATCH: usize = 500;
 
 pub struct Projector {
-    consumer: StreamConsumer<ProjectorContext>,
+    consumer: Arc<BaseConsumer<ProjectorContext>>,
+    stopping: Arc<AtomicBool>,
     pool: Pool,
     topics: Topics,
     dead_letters: DeadLetters,
@@ -47,6 +51,7 @@ impl Projector {
         metrics: ProjectorMetrics,
         resume_rewind: i64,
     ) -> KafkaResult<Self> {
+        let stopping = Arc::new(AtomicBool::new(false));
         let consumer = kafka::client_config(brokers, "query-service-projector")
             .set("group.id", group)
             .set("auto.offset.reset", "earliest")
@@ -58,9 +63,14 @@ impl Projector {
             .set("statistics.interval.ms", "5000")
             // Eager rebalancing, which the context's rebalance callback is written for.
             .set("partition.assignment.strategy", "range")
-            .create_with_context(ProjectorContext::new(metrics.clone(), resume_rewind))?;
+            .create_with_context(ProjectorContext::new(
+                metrics.clone(),
+                resume_rewind,
+                Arc::clone(&stopping),
+            ))?;
         Ok(Self {
-            consumer,
+            consumer: Arc::new(consumer),
+            stopping,
             dead_letters: DeadLetters::new(brokers, topics.dead_letter.clone())?,
             pool,
             topics,
@@ -75,13 +85,24 @@ impl Projector {
             tracing::error!(%error, "projector cannot subscribe");
             return;
         }
+        let mut records =
+            match Records::spawn(Arc::clone(&self.consumer), Arc::clone(&self.stopping)) {
+                Ok(records) => records,
+                Err(error) => {
+                    tracing::error!(%error, "projector cannot start its consumer thread");
+                    return;
+                }
+            };
         loop {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                received = self.consumer.recv() => received,
+                received = records.recv() => match received {
+                    Some(received) => received,
+                    None => break,
+                },
             };
             let mut batch = match first {
-                Ok(message) => vec![message.detach()],
+                Ok(message) => vec![message],
                 Err(error) => {
                     tracing::warn!(%error, "projector consumer error");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -89,18 +110,17 @@ impl Projector {
                 }
             };
             while batch.len() < MAX_BATCH {
-                match self.consumer.recv().now_or_never() {
-                    Some(Ok(message)) => batch.push(message.detach()),
-                    _ => break,
+                match records.try_recv() {
+                    Some(Ok(message)) => batch.push(message),
+                    Some(Err(error)) => tracing::warn!(%error, "projector consumer error"),
+                    None => break,
                 }
             }
             if !self.project(&batch, &shutdown).await {
                 break;
             }
         }
-        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(%error, "no offsets committed at shutdown");
-        }
+        records.stop().await;
         tracing::info!("projector stopped");
     }
 
@@ -159,7 +179,11 @@ impl Projector {
                 Outcome::Stale
             };
             self.metrics.count(record.topic(), outcome);
-            self.cache.offer(change.user.id, CachedUser::from(change));
+            // Only what the view now holds: a stale change may be older than an entry that
+            // expired or was evicted.
+            if applied {
+                self.cache.offer(change.user.id, CachedUser::from(change));
+            }
         }
         self.cache.announce();
 

@@ -4,6 +4,7 @@
 
 #![allow(unreachable_pub)]
 
+mod cache;
 mod helpers;
 mod operations;
 mod projection;

@@ -1,0 +1,111 @@
+//! Looks at a user's row in the view, shared: a caller that asks while a look for the same
+//! user is under way joins it instead of running its own. Readers waiting for a version all
+//! wake at once, on every projector batch; without this, each ran its own SELECT.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use deadpool_postgres::Pool;
+use futures::{
+    FutureExt,
+    future::{BoxFuture, Shared},
+};
+use prometheus_client::{metrics::counter::Counter, registry::Registry};
+use uuid::Uuid;
+
+use crate::{cache::CachedUser, view};
+
+/// The row, or `Err` when the shared look failed (logged; each caller may look again alone
+/// to learn why).
+type Look = Shared<BoxFuture<'static, Result<Option<CachedUser>, ()>>>;
+
+#[derive(Clone)]
+pub struct SharedLooks {
+    under_way: Arc<Mutex<HashMap<Uuid, Look>>>,
+    run: Counter,
+}
+
+impl SharedLooks {
+    pub fn new(registry: &mut Registry) -> Self {
+        let run = Counter::default();
+        registry.register(
+            "query_view_looks",
+            "Reads of the view by GetUser calls waiting for min_version (shared by callers waiting together)",
+            run.clone(),
+        );
+        Self {
+            under_way: Arc::default(),
+            run,
+        }
+    }
+
+    pub async fn look(&self, pool: &Pool, id: Uuid) -> Result<Option<CachedUser>, ()> {
+        let look = {
+            let mut under_way = self.under_way.lock().expect("looks lock poisoned");
+            under_way
+                .entry(id)
+                .or_insert_with(|| {
+                    let (pool, under_way) = (pool.clone(), Arc::clone(&self.under_way));
+                    self.run.inc();
+                    async move {
+                        let found = read(&pool, id).await;
+                        under_way.lock().expect("looks lock poisoned").remove(&id);
+                        found
+                    }
+                    .boxed()
+                    .shared()
+                })
+                .clone()
+        };
+        look.await
+    }
+
+    #[cfg(test)]
+    fn under_way(&self) -> usize {
+        self.under_way.lock().unwrap().len()
+    }
+}
+
+async fn read(pool: &Pool, id: Uuid) -> Result<Option<CachedUser>, ()> {
+    let read = async {
+        let client = pool.get().await.map_err(|error| error.to_string())?;
+        view::get(&client, id)
+            .await
+            .map_err(|error| error.to_string())
+    };
+    match read.await {
+        Ok(row) => Ok(row.as_ref().map(CachedUser::from)),
+        Err(error) => {
+            tracing::debug!(%error, user_id = %id, "shared look at the view failed");
+            Err(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn callers_that_ask_together_share_one_look() {
+        // The maintenance database has no view: every look fails, after a round trip.
+        let pool = users_shared::db::pool(
+            "postgres://postgres@127.0.0.1:5432/postgres",
+            4,
+            users_shared::db::SessionLimits::NONE,
+        )
+        .unwrap();
+        let looks = SharedLooks::new(&mut Registry::default());
+        let id = Uuid::now_v7();
+        let together: Vec<_> = (0..100).map(|_| looks.look(&pool, id)).collect();
+        let results = futures::future::join_all(together).await;
+        assert!(results.iter().all(Result::is_err));
+        assert_eq!(looks.run.get(), 1, "one look for 100 callers");
+        assert_eq!(looks.under_way(), 0, "a finished look is forgotten");
+
+        looks.look(&pool, id).await.unwrap_err();
+        assert_eq!(looks.run.get(), 2, "a caller after it looks again");
+    }
+}
