@@ -25,6 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         // Their Debug is written by hand (src/redacted.rs) so a password never prints.
         .skip_debug(["user.v1.CreateUserRequest", "user.v1.UpdateUserRequest"])
+        // An undecodable request is the caller's bad input (src/codec.rs).
+        .codec_path("crate::codec::Codec")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -13,4 +13,5 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("user
 
 pub use user::v1;
 
+pub mod codec;
 mod redacted;

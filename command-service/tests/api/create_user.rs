@@ -161,3 +161,84 @@ async fn reads_are_unimplemented_here_and_name_query_service() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_undecodable_request_is_invalid_argument_naming_the_field() {
+    use prost::Message as _;
+
+    let app = spawn_app().await;
+    let mut bytes = create_request("ada@example.com").encode_to_vec();
+    let at = bytes.iter().position(|&b| b == b'@').unwrap();
+    bytes[at] = 0xff;
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let status = grpc
+        .unary::<_, v1::CreateUserResponse, _>(
+            tonic::Request::new(bytes),
+            http::uri::PathAndQuery::from_static("/user.v1.UserService/CreateUser"),
+            raw::BytesCodec::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violations(&status)[0].0, "user.email");
+}
+
+/// Sends bytes as they are, as a client with another idea of the schema might.
+mod raw {
+    use std::marker::PhantomData;
+
+    use bytes::BufMut;
+    use tonic::{
+        Status,
+        codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+    };
+
+    #[derive(Default)]
+    pub struct BytesCodec<U>(PhantomData<U>);
+
+    pub struct BytesEncoder;
+    pub struct MessageDecoder<U>(PhantomData<U>);
+
+    impl<U: prost::Message + Default + Send + 'static> Codec for BytesCodec<U> {
+        type Encode = Vec<u8>;
+        type Decode = U;
+        type Encoder = BytesEncoder;
+        type Decoder = MessageDecoder<U>;
+
+        fn encoder(&mut self) -> BytesEncoder {
+            BytesEncoder
+        }
+
+        fn decoder(&mut self) -> MessageDecoder<U> {
+            MessageDecoder(PhantomData)
+        }
+    }
+
+    impl Encoder for BytesEncoder {
+        type Item = Vec<u8>;
+        type Error = Status;
+
+        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+            dst.put_slice(&item);
+            Ok(())
+        }
+    }
+
+    impl<U: prost::Message + Default> Decoder for MessageDecoder<U> {
+        type Item = U;
+        type Error = Status;
+
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+            U::decode(src)
+                .map(Some)
+                .map_err(|error| Status::internal(error.to_string()))
+        }
+    }
+}
