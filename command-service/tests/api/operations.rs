@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use shared_proto::v1;
+
 use users_shared::test_support::{http_get, parse_metrics, sample};
 
 use crate::helpers::*;
@@ -106,4 +108,79 @@ async fn eventually_published(app: &TestApp) -> f64 {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("outbox_events_published_total never counted the event");
+}
+
+#[tokio::test]
+async fn calls_in_flight_when_postgres_drops_every_connection_say_retry_and_the_pool_heals() {
+    let mut app = spawn_app().await;
+    let mut users = Vec::new();
+    for _ in 0..8 {
+        users.push(app.create_user(&unique_email()).await.id);
+    }
+    let calling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let callers: Vec<_> = users
+        .into_iter()
+        .map(|id| {
+            let (mut client, calling) = (app.client.clone(), calling.clone());
+            tokio::spawn(async move {
+                let mut codes = Vec::new();
+                let mut n = 0;
+                while calling.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let answer = client
+                        .update_user(nickname_update(&id, &format!("n{n}")))
+                        .await;
+                    codes.push(answer.map(|_| tonic::Code::Ok).unwrap_or_else(|s| s.code()));
+                }
+                codes
+            })
+        })
+        .collect();
+
+    let admin = app.db.client().await;
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+    }
+    let terminated_at = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    calling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let mut codes = Vec::new();
+    for caller in callers {
+        codes.extend(caller.await.unwrap());
+    }
+    assert!(
+        codes.iter().all(|code| matches!(
+            code,
+            tonic::Code::Ok | tonic::Code::Unavailable | tonic::Code::Aborted
+        )),
+        "{codes:?}"
+    );
+
+    // No restart: the next calls succeed, within seconds of the last termination.
+    let user = app.create_user(&unique_email()).await;
+    app.update(nickname_update(&user.id, "healed")).await;
+    assert!(terminated_at.elapsed() < Duration::from_secs(10));
+}
+
+fn nickname_update(id: &str, nickname: &str) -> v1::UpdateUserRequest {
+    v1::UpdateUserRequest {
+        user: Some(v1::User {
+            id: id.to_owned(),
+            nickname: nickname.to_owned(),
+            ..v1::User::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["nickname".into()],
+        }),
+        password: String::new(),
+        expected_version: None,
+    }
 }
