@@ -40,6 +40,10 @@ const SWAP_ATTEMPTS: u32 = 5;
 pub struct ReplayRunning;
 
 const BATCH: usize = 1000;
+/// How long the topics must stay quiet after the reported ends for the reading to stop.
+const QUIET: Duration = Duration::from_millis(500);
+/// The longest the reading goes on after the reported ends, however busy the topics are.
+const TAIL_LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayReport {
@@ -112,32 +116,61 @@ pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
         consumer.assign(&assignment)?;
     }
 
-    while !remaining.is_empty() {
+    // To each partition's reported end, then on until the topics have been quiet for a
+    // moment: a broker may report an end short of its last batch (tansu reports that batch's
+    // first offset). Anything later still reaches the model through the swap's merge.
+    // Each batch is written while the next one is read.
+    let mut writing: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
+    let mut tail_started: Option<Instant> = None;
+    loop {
+        let first = if remaining.is_empty() {
+            let started = *tail_started.get_or_insert_with(Instant::now);
+            if started.elapsed() >= TAIL_LIMIT {
+                break;
+            }
+            match tokio::time::timeout(QUIET, consumer.recv()).await {
+                Ok(received) => received,
+                Err(_) => break,
+            }
+        } else {
+            consumer.recv().await
+        };
         let mut changes = Vec::with_capacity(BATCH);
-        let mut next = Some(consumer.recv().await);
+        let mut next = Some(first);
         while let Some(received) = next {
             let record = received.context("cannot read the topics")?;
-            let key = (record.topic().to_owned(), record.partition());
-            if let Some(end) = remaining.get(&key) {
-                report.events += 1;
-                match UserChange::decode(&topics, record.topic(), record.payload()) {
-                    Ok(change) => changes.push(change),
-                    Err(_) => report.undecodable += 1,
-                }
-                if record.offset() + 1 >= *end {
-                    remaining.remove(&key);
-                }
+            report.events += 1;
+            match UserChange::decode(&topics, record.topic(), record.payload()) {
+                Ok(change) => changes.push(change),
+                Err(_) => report.undecodable += 1,
             }
-            next = (changes.len() < BATCH && !remaining.is_empty())
+            let key = (record.topic().to_owned(), record.partition());
+            if remaining
+                .get(&key)
+                .is_some_and(|end| record.offset() + 1 >= *end)
+            {
+                remaining.remove(&key);
+            }
+            next = (changes.len() < BATCH)
                 .then(|| consumer.recv().now_or_never())
                 .flatten();
         }
-        let mut client = pool.get().await?;
-        let tx = client.transaction().await?;
-        let refs: Vec<&UserChange> = changes.iter().collect();
-        view::apply(&tx, view::SHADOW, &refs).await?;
-        tx.commit().await?;
+        if let Some(previous) = writing.take() {
+            previous.await??;
+        }
+        let pool = pool.clone();
+        writing = Some(tokio::spawn(async move {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            let refs: Vec<&UserChange> = changes.iter().collect();
+            view::apply(&tx, view::SHADOW, &refs).await?;
+            tx.commit().await?;
+            Ok(())
+        }));
         progress.set(report.events);
+    }
+    if let Some(last) = writing {
+        last.await??;
     }
     progress.finish(report.events);
 

@@ -1,6 +1,8 @@
 //! The read model's table: version-guarded writes from the projector and replay, and the
 //! queries GetUser and ListUsers run.
 
+use std::collections::{HashMap, HashSet};
+
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -28,51 +30,123 @@ fn from_row(row: &Row) -> UserChange {
 
 /// Writes each change unless the table already holds that user at the same or a newer
 /// version, so duplicates and late events change nothing and a tombstone stays deleted.
-/// Returns, per change, whether it was applied.
+/// Returns, per change, whether it was written.
+///
+/// One statement for the whole batch. Of several changes of one user in it only the newest
+/// can matter (the others would be overwritten or refused by the version guard), and one
+/// statement may not touch a row twice, so only that one is sent.
 pub async fn apply<C: GenericClient>(
     client: &C,
     table: &str,
     changes: &[&UserChange],
 ) -> Result<Vec<bool>, tokio_postgres::Error> {
+    let newest = newest_per_user(changes);
+    let mut columns = Columns::with_capacity(newest.len());
+    for &at in &newest {
+        columns.push(changes[at]);
+    }
     let upsert = client
         .prepare_cached(&format!(
-            "INSERT INTO {table} AS v ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+            "INSERT INTO {table} AS v ({columns}) \
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                                  $6::text[], $7::timestamptz[], $8::timestamptz[], $9::int8[], $10::bool[]) \
              ON CONFLICT (id) DO UPDATE SET first_name = EXCLUDED.first_name, \
              last_name = EXCLUDED.last_name, nickname = EXCLUDED.nickname, email = EXCLUDED.email, \
              country = EXCLUDED.country, created_at = EXCLUDED.created_at, \
              updated_at = EXCLUDED.updated_at, version = EXCLUDED.version, deleted = EXCLUDED.deleted \
-             WHERE v.version < EXCLUDED.version",
-            columns = columns()
+             WHERE v.version < EXCLUDED.version \
+             RETURNING v.id",
+            columns = self::columns()
         ))
         .await?;
-    // Sent together: the connection pipelines them and Postgres runs them in order, so two
-    // changes of one user in a batch still apply oldest first.
-    let upsert = &upsert;
-    let writes = changes.iter().map(|change| async move {
-        client
-            .execute(
-                upsert,
-                &[
-                    &change.user.id,
-                    &change.user.first_name,
-                    &change.user.last_name,
-                    &change.user.nickname,
-                    &change.user.email,
-                    &change.user.country,
-                    &change.user.created_at,
-                    &change.user.updated_at,
-                    &change.user.version,
-                    &change.deleted,
-                ],
-            )
-            .await
-    });
-    let applied = futures::future::try_join_all(writes)
+    let written: HashSet<Uuid> = client
+        .query(
+            &upsert,
+            &[
+                &columns.id,
+                &columns.first_name,
+                &columns.last_name,
+                &columns.nickname,
+                &columns.email,
+                &columns.country,
+                &columns.created_at,
+                &columns.updated_at,
+                &columns.version,
+                &columns.deleted,
+            ],
+        )
         .await?
-        .into_iter()
-        .map(|rows| rows == 1)
+        .iter()
+        .map(|row| row.get(0))
         .collect();
+    let mut applied = vec![false; changes.len()];
+    for at in newest {
+        applied[at] = written.contains(&changes[at].user.id);
+    }
     Ok(applied)
+}
+
+/// The index of each user's newest change (the first of equal versions).
+fn newest_per_user(changes: &[&UserChange]) -> Vec<usize> {
+    let mut newest: HashMap<Uuid, usize> = HashMap::with_capacity(changes.len());
+    for (at, change) in changes.iter().enumerate() {
+        newest
+            .entry(change.user.id)
+            .and_modify(|kept| {
+                if changes[*kept].user.version < change.user.version {
+                    *kept = at;
+                }
+            })
+            .or_insert(at);
+    }
+    let mut newest: Vec<usize> = newest.into_values().collect();
+    newest.sort_unstable();
+    newest
+}
+
+/// A batch of changes as one array per column, for `unnest`.
+struct Columns {
+    id: Vec<Uuid>,
+    first_name: Vec<String>,
+    last_name: Vec<String>,
+    nickname: Vec<String>,
+    email: Vec<String>,
+    country: Vec<String>,
+    created_at: Vec<time::OffsetDateTime>,
+    updated_at: Vec<time::OffsetDateTime>,
+    version: Vec<i64>,
+    deleted: Vec<bool>,
+}
+
+impl Columns {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            id: Vec::with_capacity(capacity),
+            first_name: Vec::with_capacity(capacity),
+            last_name: Vec::with_capacity(capacity),
+            nickname: Vec::with_capacity(capacity),
+            email: Vec::with_capacity(capacity),
+            country: Vec::with_capacity(capacity),
+            created_at: Vec::with_capacity(capacity),
+            updated_at: Vec::with_capacity(capacity),
+            version: Vec::with_capacity(capacity),
+            deleted: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn push(&mut self, change: &UserChange) {
+        let user = &change.user;
+        self.id.push(user.id);
+        self.first_name.push(user.first_name.clone());
+        self.last_name.push(user.last_name.clone());
+        self.nickname.push(user.nickname.clone());
+        self.email.push(user.email.clone());
+        self.country.push(user.country.clone());
+        self.created_at.push(user.created_at);
+        self.updated_at.push(user.updated_at);
+        self.version.push(user.version);
+        self.deleted.push(change.deleted);
+    }
 }
 
 /// How many times a replay has swapped the read model in.
@@ -143,6 +217,38 @@ fn list_sql(by_country: bool, after: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn change(id: Uuid, version: i64) -> UserChange {
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        UserChange {
+            user: UserState {
+                id,
+                first_name: String::new(),
+                last_name: String::new(),
+                nickname: String::new(),
+                email: String::new(),
+                country: String::new(),
+                created_at: at,
+                updated_at: at,
+                version,
+            },
+            deleted: false,
+        }
+    }
+
+    #[test]
+    fn of_a_users_changes_in_one_batch_only_the_newest_is_sent() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let batch = [
+            change(a, 2),
+            change(b, 1),
+            change(a, 5),
+            change(a, 3),
+            change(b, 1),
+        ];
+        let refs: Vec<&UserChange> = batch.iter().collect();
+        assert_eq!(newest_per_user(&refs), [1, 2]);
+    }
 
     #[test]
     fn list_queries_number_their_parameters_in_binding_order() {

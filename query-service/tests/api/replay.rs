@@ -163,3 +163,46 @@ async fn of_two_replays_started_together_one_completes_and_the_other_refuses() {
     );
     assert_eq!(app.view_rows().await, before, "the model is complete");
 }
+
+#[tokio::test]
+async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partition() {
+    // Sent together, the creations leave in a few producer batches; tansu reports a
+    // partition's end as its last batch's first offset.
+    let prefix = new_prefix();
+    let topics = users_shared::topics::Topics::with_prefix(&prefix);
+    users_shared::kafka::ensure_topics(
+        &users_shared::test_support::brokers(),
+        &topics.events(),
+        PARTITIONS,
+        1,
+    )
+    .await
+    .unwrap();
+    let writer = EventWriter::new(&users_shared::test_support::brokers());
+    let users: Vec<v1::User> = (0..60)
+        .map(|_| user(Uuid::now_v7(), 1, "Ada", "GB"))
+        .collect();
+    futures::future::join_all(
+        users
+            .iter()
+            .map(|user| publish(&writer, &topics, "created", user)),
+    )
+    .await;
+
+    let db = TestDatabase::create().await;
+    let cli =
+        query_service::config::Cli::try_parse_from(query_args(&db, &prefix, "group-unused", &[]))
+            .unwrap();
+    let report = query_service::replay::replay(&cli.config)
+        .await
+        .expect("replay succeeds");
+    assert_eq!(report.events, 60);
+    let rows: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM user_views", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 60);
+}
