@@ -3,12 +3,13 @@
 use prost::Message;
 use shared_proto::v1;
 use time::OffsetDateTime;
-use users_shared::{event_headers, timestamp, trace_context};
+use users_shared::{event_headers, timestamp};
 use uuid::Uuid;
 
 use crate::{domain::UpdatableField, outbox::OutboxEvent, user_record::UserRecord};
 
-pub fn user_created(user: &UserRecord) -> OutboxEvent {
+/// Each event carries `traceparent`, the trace it joins (`trace_context::outbox_traceparent`).
+pub fn user_created(user: &UserRecord, traceparent: Option<String>) -> OutboxEvent {
     let event = v1::UserCreatedEvent {
         user: Some(user.to_proto()),
     };
@@ -17,10 +18,15 @@ pub fn user_created(user: &UserRecord) -> OutboxEvent {
         user,
         user.created_at,
         event.encode_to_vec(),
+        traceparent,
     )
 }
 
-pub fn user_updated(user: &UserRecord, changed: &[UpdatableField]) -> OutboxEvent {
+pub fn user_updated(
+    user: &UserRecord,
+    changed: &[UpdatableField],
+    traceparent: Option<String>,
+) -> OutboxEvent {
     let event = v1::UserUpdatedEvent {
         user: Some(user.to_proto()),
         changed_fields: changed
@@ -33,11 +39,12 @@ pub fn user_updated(user: &UserRecord, changed: &[UpdatableField]) -> OutboxEven
         user,
         user.updated_at,
         event.encode_to_vec(),
+        traceparent,
     )
 }
 
 /// `last` is the user's final state: its version and `updated_at` are those of the deletion.
-pub fn user_deleted(last: &UserRecord) -> OutboxEvent {
+pub fn user_deleted(last: &UserRecord, traceparent: Option<String>) -> OutboxEvent {
     let event = v1::UserDeletedEvent {
         user: Some(last.to_proto()),
         deleted_at: Some(timestamp::to_proto(last.updated_at)),
@@ -47,6 +54,7 @@ pub fn user_deleted(last: &UserRecord) -> OutboxEvent {
         last,
         last.updated_at,
         event.encode_to_vec(),
+        traceparent,
     )
 }
 
@@ -55,6 +63,7 @@ fn outbox_event(
     user: &UserRecord,
     occurred_at: OffsetDateTime,
     payload: Vec<u8>,
+    traceparent: Option<String>,
 ) -> OutboxEvent {
     OutboxEvent {
         event_id: Uuid::now_v7(),
@@ -62,7 +71,7 @@ fn outbox_event(
         aggregate_id: user.id,
         aggregate_version: user.version,
         payload,
-        traceparent: trace_context::current_traceparent(),
+        traceparent,
         occurred_at,
     }
 }

@@ -30,7 +30,10 @@ pub fn request_span(request: &http::Request<()>) -> tracing::Span {
         rpc.service = %service,
         rpc.method = %method,
     );
-    trace_context::set_parent(&span, trace_context::from_http_headers(request.headers()));
+    // Untraced (no exporter), the span is disabled: no caller context to look for.
+    if !span.is_disabled() {
+        trace_context::set_parent(&span, trace_context::from_http_headers(request.headers()));
+    }
     span
 }
 

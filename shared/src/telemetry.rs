@@ -27,21 +27,29 @@ pub enum TelemetryError {
 
 /// Flushes buffered spans when dropped or shut down.
 pub struct Telemetry {
-    provider: SdkTracerProvider,
+    provider: Option<SdkTracerProvider>,
 }
 
 impl Telemetry {
     pub fn shutdown(self) {
-        if let Err(error) = self.provider.shutdown() {
+        if let Some(Err(error)) = self.provider.map(|provider| provider.shutdown()) {
             eprintln!("cannot flush traces: {error}");
         }
     }
 }
 
-/// Installs the global subscriber. Spans always get OpenTelemetry ids, exported or not, so a
-/// change's trace context reaches its Kafka event even when no collector is configured.
+/// Installs the global subscriber. Spans are built for OpenTelemetry only when they are
+/// exported (an OTLP endpoint is set): building them costs every call a good share of its
+/// time. Without, a caller's `traceparent` still reaches the change's Kafka event
+/// (`trace_context::outbox_traceparent`).
 pub fn init(service_name: &'static str, args: &TelemetryArgs) -> Result<Telemetry, TelemetryError> {
-    install(service_name, args, false, |builder| builder)
+    install(
+        service_name,
+        args,
+        false,
+        args.otlp_endpoint.is_some(),
+        |builder| builder,
+    )
 }
 
 /// For tests: log lines go through the test harness's capture and finished spans to
@@ -51,7 +59,7 @@ pub fn init_for_tests(
     args: &TelemetryArgs,
     exporter: opentelemetry_sdk::trace::InMemorySpanExporter,
 ) -> Result<Telemetry, TelemetryError> {
-    install("test", args, true, |builder| {
+    install("test", args, true, true, |builder| {
         builder.with_simple_exporter(exporter)
     })
 }
@@ -60,10 +68,18 @@ fn install(
     service_name: &'static str,
     args: &TelemetryArgs,
     for_tests: bool,
+    traced: bool,
     add_exporters: impl FnOnce(TracerProviderBuilder) -> TracerProviderBuilder,
 ) -> Result<Telemetry, TelemetryError> {
     // The log filter shapes the log lines only; traces always carry this code's spans.
     let filter = EnvFilter::try_new(&args.log_filter)?;
+    if !traced {
+        return tracing_subscriber::registry()
+            .with(logs(args, filter, for_tests))
+            .try_init()
+            .map(|()| Telemetry { provider: None })
+            .map_err(|_| TelemetryError::AlreadyInstalled);
+    }
     let mut builder = SdkTracerProvider::builder()
         .with_resource(Resource::builder().with_service_name(service_name).build());
     if let Some(endpoint) = &args.otlp_endpoint {
@@ -74,7 +90,28 @@ fn install(
         builder = builder.with_batch_exporter(exporter);
     }
     let provider = add_exporters(builder).build();
-    let logs = match (args.log_format, for_tests) {
+    let traces = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(service_name))
+        .with_filter(LevelFilter::INFO);
+    tracing_subscriber::registry()
+        .with(logs(args, filter, for_tests))
+        .with(traces)
+        .try_init()
+        .map_err(|_| TelemetryError::AlreadyInstalled)?;
+    Ok(Telemetry {
+        provider: Some(provider),
+    })
+}
+
+fn logs<S>(
+    args: &TelemetryArgs,
+    filter: EnvFilter,
+    for_tests: bool,
+) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    match (args.log_format, for_tests) {
         (LogFormat::Json, _) => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
@@ -88,14 +125,5 @@ fn install(
             .with_ansi(std::io::stdout().is_terminal())
             .with_filter(filter)
             .boxed(),
-    };
-    let traces = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer(service_name))
-        .with_filter(LevelFilter::INFO);
-    tracing_subscriber::registry()
-        .with(logs)
-        .with(traces)
-        .try_init()
-        .map_err(|_| TelemetryError::AlreadyInstalled)?;
-    Ok(Telemetry { provider })
+    }
 }

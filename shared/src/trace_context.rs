@@ -41,6 +41,19 @@ pub fn set_parent(span: &tracing::Span, parent: Context) {
     }
 }
 
+/// The `traceparent` to keep with a change's outbox row: the current span's when spans are
+/// traced, else the caller's own, so the event still joins the caller's trace.
+pub fn outbox_traceparent(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
+    current_traceparent().or_else(|| {
+        let caller = metadata.get("traceparent")?.to_str().ok()?;
+        from_traceparent(caller)
+            .span()
+            .span_context()
+            .is_valid()
+            .then(|| caller.to_owned())
+    })
+}
+
 /// The `traceparent` of the current span, when it is traced.
 pub fn current_traceparent() -> Option<String> {
     let context = tracing::Span::current().context();

@@ -13,6 +13,7 @@ use crate::{
 pub(super) async fn handle(
     commands: &Commands,
     request: CreateUserRequest,
+    traceparent: Option<String>,
 ) -> Result<CreateUserResponse, CommandError> {
     let (user, password) = validate(&request)?;
     let password_hash = commands.hasher.hash(password).await?;
@@ -20,7 +21,12 @@ pub(super) async fn handle(
     let mut client = commands.pool.get().await?;
     let tx = client.transaction().await?;
     let created = store::insert(&tx, &user, &password_hash).await?;
-    outbox::enqueue(&tx, &events::user_created(&created), commands.notify_relays).await?;
+    outbox::enqueue(
+        &tx,
+        &events::user_created(&created, traceparent),
+        commands.notify_relays,
+    )
+    .await?;
     tx.commit().await?;
     commands.relay_wake.notify_one();
 

@@ -7,6 +7,7 @@ use crate::{error::CommandError, events, outbox, store};
 pub(super) async fn handle(
     commands: &Commands,
     request: DeleteUserRequest,
+    traceparent: Option<String>,
 ) -> Result<DeleteUserResponse, CommandError> {
     let mut violations = FieldViolations::new();
     let id = violations.check("id", parse_id(&request.id));
@@ -19,7 +20,12 @@ pub(super) async fn handle(
     let current = store::lock(&tx, id).await?;
     check_version(&current, request.expected_version)?;
     let last = store::delete(&tx, id).await?;
-    outbox::enqueue(&tx, &events::user_deleted(&last), commands.notify_relays).await?;
+    outbox::enqueue(
+        &tx,
+        &events::user_deleted(&last, traceparent),
+        commands.notify_relays,
+    )
+    .await?;
     tx.commit().await?;
     commands.relay_wake.notify_one();
 

@@ -10,7 +10,7 @@ use deadpool_postgres::Pool;
 use shared_proto::v1::{self, user_service_server::UserService};
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
-use users_shared::grpc_error::owned_by;
+use users_shared::{grpc_error::owned_by, trace_context};
 
 use crate::{error::CommandError, password_hasher::PasswordHasher, user_record::UserRecord};
 
@@ -57,8 +57,9 @@ impl UserService for CommandService {
         &self,
         request: Request<v1::CreateUserRequest>,
     ) -> Result<Response<v1::CreateUserResponse>, Status> {
+        let traceparent = trace_context::outbox_traceparent(request.metadata());
         Ok(Response::new(
-            create_user::handle(&self.commands, request.into_inner()).await?,
+            create_user::handle(&self.commands, request.into_inner(), traceparent).await?,
         ))
     }
 
@@ -66,8 +67,9 @@ impl UserService for CommandService {
         &self,
         request: Request<v1::UpdateUserRequest>,
     ) -> Result<Response<v1::UpdateUserResponse>, Status> {
+        let traceparent = trace_context::outbox_traceparent(request.metadata());
         Ok(Response::new(
-            update_user::handle(&self.commands, request.into_inner()).await?,
+            update_user::handle(&self.commands, request.into_inner(), traceparent).await?,
         ))
     }
 
@@ -75,8 +77,9 @@ impl UserService for CommandService {
         &self,
         request: Request<v1::DeleteUserRequest>,
     ) -> Result<Response<v1::DeleteUserResponse>, Status> {
+        let traceparent = trace_context::outbox_traceparent(request.metadata());
         Ok(Response::new(
-            delete_user::handle(&self.commands, request.into_inner()).await?,
+            delete_user::handle(&self.commands, request.into_inner(), traceparent).await?,
         ))
     }
 }

@@ -25,6 +25,7 @@ struct Changes {
 pub(super) async fn handle(
     commands: &Commands,
     request: UpdateUserRequest,
+    traceparent: Option<String>,
 ) -> Result<UpdateUserResponse, CommandError> {
     let (id, changes) = validate(&request)?;
     let password_hash = match changes.password.clone() {
@@ -47,7 +48,7 @@ pub(super) async fn handle(
     let updated = store::update(&tx, id, &values).await?;
     outbox::enqueue(
         &tx,
-        &events::user_updated(&updated, &changed),
+        &events::user_updated(&updated, &changed, traceparent),
         commands.notify_relays,
     )
     .await?;
