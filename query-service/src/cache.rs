@@ -10,7 +10,13 @@
 //! one's stream). An entry is never replaced by an older version; a deleted user is cached as
 //! a tombstone.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use moka::{ops::compute::Op, sync::Cache};
 use prometheus_client::{
@@ -51,9 +57,12 @@ pub struct UserCache {
     /// The newest version the event stream announced per user, kept as long as an entry
     /// would be.
     announced: Cache<Uuid, i64>,
-    requests: Family<ResultLabel, Counter>,
+    hits: Counter,
+    misses: Counter,
     /// Woken whenever entries may have moved forward, for readers waiting on a version.
     advanced: Arc<Notify>,
+    /// Bumped by every change this replica learns of: what was read before is out of date.
+    changes: Arc<AtomicU64>,
 }
 
 impl UserCache {
@@ -64,6 +73,14 @@ impl UserCache {
             "GetUser cache lookups by result (hit or miss)",
             requests.clone(),
         );
+        // One statement each: a family's read guard held while it creates another series
+        // would deadlock.
+        let hits = requests
+            .get_or_create(&ResultLabel { result: "hit" })
+            .clone();
+        let misses = requests
+            .get_or_create(&ResultLabel { result: "miss" })
+            .clone();
         Self {
             cache: Cache::builder()
                 .max_capacity(capacity)
@@ -73,15 +90,20 @@ impl UserCache {
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build(),
-            requests,
+            hits,
+            misses,
             advanced: Arc::new(Notify::new()),
+            changes: Arc::new(AtomicU64::new(0)),
         }
     }
 
     pub fn get(&self, id: &Uuid) -> Option<CachedUser> {
         let found = self.cache.get(id);
-        let result = if found.is_some() { "hit" } else { "miss" };
-        self.requests.get_or_create(&ResultLabel { result }).inc();
+        if found.is_some() {
+            self.hits.inc();
+        } else {
+            self.misses.inc();
+        }
         found
     }
 
@@ -108,8 +130,21 @@ impl UserCache {
             });
     }
 
+    /// The projector wrote `entry` to the view: a change, and what the view now holds.
+    pub fn written(&self, id: Uuid, entry: CachedUser) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        self.offer(id, entry);
+    }
+
+    /// How many changes this replica has learnt of; anything read before a change is out of
+    /// date after it.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
     /// The event stream shows `id` at `version`: an older entry goes.
     pub fn announce_version(&self, id: Uuid, version: i64) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
         self.announced
             .entry(id)
             .and_compute_with(|existing| match existing {
@@ -139,6 +174,7 @@ impl UserCache {
     }
 
     pub fn clear(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
         self.cache.invalidate_all();
         self.announced.invalidate_all();
         self.announce();

@@ -6,6 +6,7 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Instant,
 };
@@ -35,12 +36,41 @@ struct HandledLabels {
 
 type HistogramFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
 
+/// Every code, in the order of their numbers.
+const CODES: [Code; 17] = [
+    Code::Ok,
+    Code::Cancelled,
+    Code::Unknown,
+    Code::InvalidArgument,
+    Code::DeadlineExceeded,
+    Code::NotFound,
+    Code::AlreadyExists,
+    Code::PermissionDenied,
+    Code::ResourceExhausted,
+    Code::FailedPrecondition,
+    Code::Aborted,
+    Code::OutOfRange,
+    Code::Unimplemented,
+    Code::Internal,
+    Code::Unavailable,
+    Code::DataLoss,
+    Code::Unauthenticated,
+];
+
+/// One method's series, looked up once at start: a call then only bumps them, with no label
+/// set to build, hash or allocate. As go-grpc-prometheus does, every series starts at zero,
+/// so a rate over the first calls after a restart is right.
+struct MethodSeries {
+    path: String,
+    started: Counter,
+    handling: Histogram,
+    handled: [Counter; CODES.len()],
+}
+
 /// The layer; cheap to clone.
 #[derive(Clone)]
 pub struct GrpcMetricsLayer {
-    started: Family<MethodLabels, Counter>,
-    handled: Family<HandledLabels, Counter>,
-    handling: HistogramFamily,
+    methods: Arc<[MethodSeries]>,
 }
 
 fn handling_histogram() -> Histogram {
@@ -52,27 +82,60 @@ fn handling_histogram() -> Histogram {
 
 impl GrpcMetricsLayer {
     pub fn register(registry: &mut Registry) -> Self {
-        let layer = Self {
-            started: Family::default(),
-            handled: Family::default(),
-            handling: Family::new_with_constructor(handling_histogram),
-        };
+        let started = Family::<MethodLabels, Counter>::default();
+        let handled = Family::<HandledLabels, Counter>::default();
+        let handling: HistogramFamily = Family::new_with_constructor(handling_histogram);
         registry.register(
             "grpc_server_started",
             "Total number of RPCs started on the server.",
-            layer.started.clone(),
+            started.clone(),
         );
         registry.register(
             "grpc_server_handled",
             "Total number of RPCs completed on the server, regardless of success or failure.",
-            layer.handled.clone(),
+            handled.clone(),
         );
         registry.register(
             "grpc_server_handling_seconds",
             "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
-            layer.handling.clone(),
+            handling.clone(),
         );
-        layer
+        let methods = METHODS
+            .iter()
+            .chain(std::iter::once(&UNKNOWN))
+            .map(|&(service, method, grpc_type)| {
+                let labels = MethodLabels {
+                    grpc_type,
+                    grpc_service: service.to_owned(),
+                    grpc_method: method.to_owned(),
+                };
+                MethodSeries {
+                    path: format!("/{service}/{method}"),
+                    started: started.get_or_create(&labels).clone(),
+                    handling: handling.get_or_create(&labels).clone(),
+                    handled: CODES.map(|code| {
+                        handled
+                            .get_or_create(&HandledLabels {
+                                grpc_type,
+                                grpc_service: service.to_owned(),
+                                grpc_method: method.to_owned(),
+                                grpc_code: code_name(code),
+                            })
+                            .clone()
+                    }),
+                }
+            })
+            .collect();
+        Self { methods }
+    }
+
+    /// The series of the method at `path`; any other path counts as `unknown`, so a caller
+    /// cannot create series at will.
+    fn series(&self, path: &str) -> usize {
+        self.methods
+            .iter()
+            .position(|method| method.path == path)
+            .unwrap_or(self.methods.len() - 1)
     }
 }
 
@@ -107,9 +170,9 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        let labels = method_labels(request.uri().path());
-        self.metrics.started.get_or_create(&labels).inc();
-        let metrics = self.metrics.clone();
+        let at = self.metrics.series(request.uri().path());
+        self.metrics.methods[at].started.inc();
+        let methods = Arc::clone(&self.metrics.methods);
         let started = Instant::now();
         let response = self.inner.call(request);
         Box::pin(async move {
@@ -125,19 +188,9 @@ where
                     .map_or(Code::Ok, Code::from_i32),
                 Err(_) => Code::Unavailable,
             };
-            metrics
-                .handling
-                .get_or_create(&labels)
-                .observe(started.elapsed().as_secs_f64());
-            metrics
-                .handled
-                .get_or_create(&HandledLabels {
-                    grpc_type: labels.grpc_type,
-                    grpc_service: labels.grpc_service,
-                    grpc_method: labels.grpc_method,
-                    grpc_code: code_name(code),
-                })
-                .inc();
+            let series = &methods[at];
+            series.handling.observe(started.elapsed().as_secs_f64());
+            series.handled[code as usize].inc();
             response
         })
     }
@@ -165,24 +218,8 @@ const METHODS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-fn method_labels(path: &str) -> MethodLabels {
-    let (service, method) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .unwrap_or_default();
-    let (grpc_service, grpc_method, grpc_type) = METHODS
-        .iter()
-        .find(|(known_service, known_method, _)| {
-            *known_service == service && *known_method == method
-        })
-        .copied()
-        .unwrap_or(("unknown", "unknown", "unary"));
-    MethodLabels {
-        grpc_type,
-        grpc_service: grpc_service.to_owned(),
-        grpc_method: grpc_method.to_owned(),
-    }
-}
+/// Where every path the servers do not serve is counted.
+const UNKNOWN: (&str, &str, &str) = ("unknown", "unknown", "unary");
 
 /// The names Go's `codes.Code` prints, which go-grpc-prometheus puts in `grpc_code`.
 fn code_name(code: Code) -> &'static str {
@@ -212,25 +249,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_split_into_service_and_method() {
-        let labels = method_labels("/user.v1.UserService/GetUser");
-        assert_eq!(
-            (
-                labels.grpc_type,
-                labels.grpc_service.as_str(),
-                labels.grpc_method.as_str()
-            ),
-            ("unary", "user.v1.UserService", "GetUser")
+    fn paths_find_their_series_and_others_count_as_unknown() {
+        let layer = GrpcMetricsLayer::register(&mut Registry::default());
+        let get_user = layer.series("/user.v1.UserService/GetUser");
+        assert_eq!(layer.methods[get_user].path, "/user.v1.UserService/GetUser");
+        let unknown = layer.methods.len() - 1;
+        assert_eq!(layer.series("/user.v1.UserService/Whatever"), unknown);
+        assert_eq!(layer.series("GetUser"), unknown);
+    }
+
+    #[test]
+    fn every_series_is_there_from_the_start() {
+        let mut registry = Registry::default();
+        GrpcMetricsLayer::register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"user.v1.UserService\",grpc_method=\"GetUser\",grpc_code=\"NotFound\"} 0"),
+            "{text}"
         );
-        assert_eq!(
-            method_labels("/grpc.health.v1.Health/Watch").grpc_type,
-            "server_stream"
-        );
-        let made_up = method_labels("/user.v1.UserService/Whatever");
-        assert_eq!(
-            (made_up.grpc_service.as_str(), made_up.grpc_method.as_str()),
-            ("unknown", "unknown")
-        );
+    }
+
+    #[test]
+    fn the_codes_are_in_the_order_of_their_numbers() {
+        for (number, code) in CODES.iter().enumerate() {
+            assert_eq!(*code as usize, number);
+        }
     }
 
     #[test]

@@ -46,7 +46,9 @@ pub struct ProjectorMetrics {
 }
 
 impl ProjectorMetrics {
-    pub fn register(registry: &mut Registry) -> Self {
+    /// Registers the metrics, with every (topic, outcome) series of `topics` at zero, so that
+    /// an alert on the first dead letter after a restart sees it.
+    pub fn register(registry: &mut Registry, topics: &[&str]) -> Self {
         let metrics = Self {
             events: Family::default(),
             lag: Family::default(),
@@ -67,6 +69,14 @@ impl ProjectorMetrics {
             "Failed attempts to write the view (the batch is retried)",
             metrics.errors.clone(),
         );
+        for topic in topics {
+            for outcome in [Outcome::Applied, Outcome::Stale, Outcome::DeadLettered] {
+                drop(metrics.events.get_or_create(&EventLabels {
+                    topic: (*topic).to_owned(),
+                    outcome: outcome.label(),
+                }));
+            }
+        }
         metrics
     }
 
