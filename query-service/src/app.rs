@@ -18,7 +18,7 @@ use crate::{
     cache::UserCache,
     cache_feed::{self, FeedState},
     config::Config,
-    grpc::{QueryService, Reads, SharedLooks},
+    grpc::{PageCache, QueryService, Reads, SharedLooks},
     migrations::MIGRATIONS,
     page_token::PageTokens,
     projector::{Projector, ProjectorMetrics},
@@ -58,13 +58,14 @@ impl App {
         let mut registry = Registry::default();
         let grpc_metrics = GrpcMetricsLayer::register(&mut registry);
         let cache = UserCache::new(config.cache_capacity, config.cache_ttl, &mut registry);
+        let projector_metrics = ProjectorMetrics::register(&mut registry, &topics.events());
         let projector = Projector::new(
             &config.kafka.brokers,
             &config.consumer_group,
             topics,
             pool.clone(),
             cache.clone(),
-            ProjectorMetrics::register(&mut registry),
+            projector_metrics,
             config.resume_rewind,
         )?;
 
@@ -86,6 +87,7 @@ impl App {
             page_tokens: PageTokens::new(config.page_token_secret.as_bytes()),
             min_version_timeout: config.min_version_timeout,
             looks: SharedLooks::new(&mut registry),
+            pages: PageCache::new(config.list_cache_ttl, cache.clone()),
         };
         let routes = grpc_server::base_routes(health_service)?
             .add_service(UserServiceServer::new(QueryService::new(reads)));

@@ -76,6 +76,11 @@ pub struct Config {
     #[arg(long, env = "CACHE_TTL", default_value = "5m", value_parser = parse_duration)]
     pub cache_ttl: Duration,
 
+    /// How long a ListUsers page may be answered again from memory ("0s": never). A page is
+    /// also dropped as soon as this replica sees any user change.
+    #[arg(long, env = "LIST_CACHE_TTL", default_value = "1s", value_parser = parse_duration)]
+    pub list_cache_ttl: Duration,
+
     /// How long GetUser waits for `min_version` before answering UNAVAILABLE.
     #[arg(long, env = "MIN_VERSION_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub min_version_timeout: Duration,

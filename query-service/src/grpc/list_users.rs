@@ -1,7 +1,9 @@
+use std::sync::Arc;
+
 use shared_proto::v1::{ListUsersRequest, ListUsersResponse};
 use users_shared::{country::CountryCode, grpc_error::FieldViolations};
 
-use super::Reads;
+use super::{Reads, page_cache::PageKey};
 use crate::{error::QueryError, page_token, view};
 
 const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -28,18 +30,27 @@ pub(super) async fn handle(
         return Err(violations.into());
     };
     let filter = page_token::fingerprint(&countries);
-    let after = if request.page_token.is_empty() {
+    let key = PageKey {
+        filter,
+        page_token: request.page_token,
+        page_size,
+    };
+    if let Some(page) = reads.pages.get(&key) {
+        return Ok(page.as_ref().clone());
+    }
+    let after = if key.page_token.is_empty() {
         None
     } else {
         let Some(after) = violations.check(
             "page_token",
-            reads.page_tokens.verify(&request.page_token, filter),
+            reads.page_tokens.verify(&key.page_token, filter),
         ) else {
             return Err(violations.into());
         };
         Some(after)
     };
 
+    let changes = reads.pages.before_read();
     let client = reads.pool.get().await?;
     // One row more than the page tells whether another page follows.
     let mut rows = view::list(&client, &countries, after, page_size + 1).await?;
@@ -51,10 +62,12 @@ pub(super) async fn handle(
     } else {
         String::new()
     };
-    Ok(ListUsersResponse {
+    let page = ListUsersResponse {
         users: rows.iter().map(|row| row.user.to_proto()).collect(),
         next_page_token,
-    })
+    };
+    reads.pages.put(key, changes, Arc::new(page.clone()));
+    Ok(page)
 }
 
 /// Valid codes, sorted and deduplicated so that equal filters have equal fingerprints.

@@ -2,6 +2,7 @@
 
 mod get_user;
 mod list_users;
+mod page_cache;
 mod shared_looks;
 
 use std::time::Duration;
@@ -11,7 +12,7 @@ use shared_proto::v1::{self, user_service_server::UserService};
 use tonic::{Request, Response, Status};
 use users_shared::{grpc_deadline, grpc_error::owned_by};
 
-pub use self::shared_looks::SharedLooks;
+pub use self::{page_cache::PageCache, shared_looks::SharedLooks};
 use crate::{cache::UserCache, page_token::PageTokens};
 
 /// What every query handler needs.
@@ -22,6 +23,7 @@ pub struct Reads {
     pub page_tokens: PageTokens,
     pub min_version_timeout: Duration,
     pub looks: SharedLooks,
+    pub pages: PageCache,
 }
 
 pub struct QueryService {

@@ -182,7 +182,7 @@ impl Projector {
             // Only what the view now holds: a stale change may be older than an entry that
             // expired or was evicted.
             if applied {
-                self.cache.offer(change.user.id, CachedUser::from(change));
+                self.cache.written(change.user.id, CachedUser::from(change));
             }
         }
         self.cache.announce();
