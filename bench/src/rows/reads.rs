@@ -1,0 +1,350 @@
+//! Reads: GetUser from the cache and from the view, ListUsers, and the cache's memory.
+//!
+//! The read model is filled straight into the view table: 100,000 users over 50 countries
+//! (2,000 in GB, so 40 pages of 50). Ids are md5(n)::uuid, which pgbench can compute too.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use prost::Message;
+use shared_proto::v1;
+use users_shared::test_support::{self, TestDatabase};
+
+use super::{client, unique};
+use crate::{
+    Bench,
+    load::{self, Bodies, Plan, frame},
+    pgbench,
+    services::Service,
+    table::Row,
+};
+
+const USERS: usize = 100_000;
+const HOT: usize = 1_000;
+const COUNTRIES: &str = "ARRAY['GB','FR','DE','ES','IT','NL','BE','SE','NO','DK','FI','IE','PT','PL','CZ','AT','CH','HU','RO','BG','GR','HR','SI','SK','LT','LV','EE','LU','MT','CY','IS','US','CA','MX','BR','AR','CL','CO','PE','JP','KR','CN','IN','AU','NZ','ZA','EG','NG','KE','MA']";
+const VIEW_COLUMNS: &str =
+    "id, first_name, last_name, nickname, email, country, created_at, updated_at, version, deleted";
+
+pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
+    let db = TestDatabase::create().await;
+    let query = Service::start(
+        &bench.cores,
+        bench.binary("query-service"),
+        &[
+            format!("--database-url={}", db.url),
+            format!("--kafka-brokers={}", test_support::brokers()),
+            format!("--kafka-topic-prefix={}.", unique("reads")),
+            format!("--kafka-consumer-group={}", unique("reads")),
+            format!("--database-pool-size={}", bench.concurrency),
+            format!("--cache-capacity={}", USERS * 2),
+        ],
+        &[],
+    )
+    .await?;
+    let admin = db.client().await;
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO user_views ({VIEW_COLUMNS})
+             SELECT md5(n::text)::uuid, 'Ada' || n, 'Lovelace', 'ada' || n, 'ada' || n || '@example.com',
+                    ({COUNTRIES})[1 + n % 50], now(), now(), 1, false
+             FROM generate_series(1, {USERS}) AS n;
+             ANALYZE user_views;"
+        ))
+        .await?;
+    let ids: Vec<String> = admin
+        .query(
+            &format!("SELECT md5(n::text)::uuid::text FROM generate_series(1, {USERS}) AS n"),
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let get = |id: &String| {
+        frame(&v1::GetUserRequest {
+            id: id.clone(),
+            min_version: None,
+        })
+    };
+    let mut rows = Vec::new();
+
+    // From the view: every id once, so each call misses the cache. The same pass fills the
+    // cache for the memory figure.
+    let rss_before = query.rss_bytes();
+    let cold = load::run(Plan {
+        addr: query.grpc,
+        path: "/user.v1.UserService/GetUser",
+        bodies: Bodies::Once(Arc::new(ids.iter().map(get).collect())),
+        connections: 4,
+        concurrency: bench.concurrency,
+        duration: bench.duration(),
+    })
+    .await?;
+    check(&cold, "GetUser from the view")?;
+    let select = pgbench::run(
+        &db.url,
+        &format!(
+            "\\set n random(1, {USERS})\nSELECT {VIEW_COLUMNS} FROM user_views WHERE id = md5(:n::text)::uuid;\n"
+        ),
+        bench.concurrency,
+        bench.seconds,
+    )?;
+    rows.push(
+        Row::new(
+            bench.figure(&format!(
+                "GetUser, cache miss (cold ids), {} callers",
+                bench.concurrency
+            )),
+            "≥ 0.8×",
+        )
+        .rate(cold.rate())
+        .latency(cold.percentile_ms(0.5), cold.percentile_ms(0.99))
+        .against("pgbench, the same SELECT", select.tps),
+    );
+    // The rest of the ids, untimed, so that every user is cached.
+    let rest = load::run(Plan {
+        addr: query.grpc,
+        path: "/user.v1.UserService/GetUser",
+        bodies: Bodies::Once(Arc::new(
+            ids.iter().skip(cold.ok as usize).map(get).collect(),
+        )),
+        connections: 4,
+        concurrency: bench.concurrency,
+        duration: Duration::from_secs(600),
+    })
+    .await?;
+    check(&rest, "GetUser filling the cache")?;
+    if let (Some(before), Some(after)) = (rss_before, query.rss_bytes()) {
+        let per_user = after.saturating_sub(before) as f64 / USERS as f64;
+        rows.push(
+            Row::new(
+                bench.figure(&format!(
+                    "query-service memory per cached user, bytes ({USERS} cached)"
+                )),
+                "≤ 1024",
+            )
+            .rate(per_user),
+        );
+    }
+
+    // From the cache: the hot ids, against a bare tonic server answering one fixed response.
+    let hot = Arc::new(ids.iter().take(HOT).map(get).collect::<Vec<Bytes>>());
+    let answer = client(query.grpc)
+        .await?
+        .get_user(v1::GetUserRequest {
+            id: ids[0].clone(),
+            min_version: None,
+        })
+        .await?
+        .into_inner();
+    let many = bench.concurrency * 4;
+    let cpu_before = query.cpu_time();
+    let cached = load::run(Plan {
+        addr: query.grpc,
+        path: "/user.v1.UserService/GetUser",
+        bodies: Bodies::Shared(hot.clone()),
+        connections: 4,
+        concurrency: many,
+        duration: bench.duration(),
+    })
+    .await?;
+    check(&cached, "GetUser from the cache")?;
+    if let (Some(before), Some(after)) = (cpu_before, query.cpu_time()) {
+        println!(
+            "GetUser from the cache{}: query-service used {:.0}% of its core",
+            bench.label,
+            100.0 * (after - before).as_secs_f64() / cached.elapsed.as_secs_f64()
+        );
+    }
+    let bare = bare_server(bench, &answer).await?;
+    let baseline = load::run(Plan {
+        addr: bare.grpc,
+        path: "/user.v1.UserService/GetUser",
+        bodies: Bodies::Shared(hot),
+        connections: 4,
+        concurrency: many,
+        duration: bench.duration(),
+    })
+    .await?;
+    check(&baseline, "the bare server")?;
+    drop(bare);
+    rows.push(
+        Row::new(
+            bench.figure(&format!("GetUser, cache hit, {many} callers")),
+            "≥ 0.9×",
+        )
+        .rate(cached.rate())
+        .latency(cached.percentile_ms(0.5), cached.percentile_ms(0.99))
+        .against("bare tonic server, same response", baseline.rate()),
+    );
+
+    rows.extend(list_users(bench, &query, &db).await?);
+    Ok(rows)
+}
+
+/// ListUsers, 50 a page, one country: first pages, later pages, and one caller's latency.
+async fn list_users(bench: &Bench, query: &Service, db: &TestDatabase) -> anyhow::Result<Vec<Row>> {
+    let filter = Some(v1::UserFilter {
+        countries: vec!["GB".into()],
+    });
+    let first = v1::ListUsersRequest {
+        filter: filter.clone(),
+        page_size: 50,
+        page_token: String::new(),
+    };
+    // The tokens of every later page, from one walk.
+    let mut client = client(query.grpc).await?;
+    let mut later = Vec::new();
+    let mut token = client
+        .list_users(first.clone())
+        .await?
+        .into_inner()
+        .next_page_token;
+    while !token.is_empty() {
+        later.push(frame(&v1::ListUsersRequest {
+            page_token: token.clone(),
+            ..first.clone()
+        }));
+        token = client
+            .list_users(v1::ListUsersRequest {
+                page_token: token,
+                ..first.clone()
+            })
+            .await?
+            .into_inner()
+            .next_page_token;
+    }
+    let pages = later.len();
+    let admin = db.client().await;
+    admin
+        .batch_execute(
+            "CREATE TABLE bench_pages AS
+             SELECT (n / 50)::int AS p, id AS after
+             FROM (SELECT id, row_number() OVER (ORDER BY id) AS n
+                   FROM user_views WHERE country = 'GB' AND NOT deleted) AS t
+             WHERE n % 50 = 0;
+             ALTER TABLE bench_pages ADD PRIMARY KEY (p);",
+        )
+        .await?;
+    let page_sql = |after: &str| {
+        format!(
+            "SELECT v.* FROM unnest(ARRAY['GB']::text[]) AS c(code) CROSS JOIN LATERAL \
+             (SELECT {VIEW_COLUMNS} FROM user_views WHERE NOT deleted AND country = c.code{after} \
+             ORDER BY id LIMIT 51) v ORDER BY v.id LIMIT 51;\n"
+        )
+    };
+
+    let mut rows = Vec::new();
+    for (what, bodies, script) in [
+        ("first page", vec![frame(&first)], page_sql("")),
+        (
+            "later pages",
+            later,
+            format!(
+                "\\set p random(1, {pages})\n{}",
+                page_sql(" AND id > (SELECT after FROM bench_pages WHERE p = :p)")
+            ),
+        ),
+    ] {
+        let bodies = Arc::new(bodies);
+        let listed = load::run(Plan {
+            addr: query.grpc,
+            path: "/user.v1.UserService/ListUsers",
+            bodies: Bodies::Shared(bodies),
+            connections: 4,
+            concurrency: bench.concurrency,
+            duration: bench.duration(),
+        })
+        .await?;
+        check(&listed, "ListUsers")?;
+        let select = pgbench::run(&db.url, &script, bench.concurrency, bench.seconds)?;
+        rows.push(
+            Row::new(
+                bench.figure(&format!(
+                    "ListUsers, 50 a page, one country, {what}, {} callers",
+                    bench.concurrency
+                )),
+                "≥ 1.0×",
+            )
+            .rate(listed.rate())
+            .latency(listed.percentile_ms(0.5), listed.percentile_ms(0.99))
+            .against("pgbench, the same SELECT", select.tps),
+        );
+    }
+    let alone = load::run(Plan {
+        addr: query.grpc,
+        path: "/user.v1.UserService/ListUsers",
+        bodies: Bodies::Shared(Arc::new(vec![frame(&first)])),
+        connections: 1,
+        concurrency: 1,
+        duration: bench.duration().min(Duration::from_secs(3)),
+    })
+    .await?;
+    check(&alone, "ListUsers, one caller")?;
+    let select = pgbench::run(&db.url, &page_sql(""), 1, bench.seconds.min(3))?;
+    rows.push(
+        Row::new(
+            bench.figure("ListUsers, first page, one caller"),
+            "p50 ≤ 2 ms",
+        )
+        .rate(alone.rate())
+        .latency(alone.percentile_ms(0.5), alone.percentile_ms(0.99))
+        .against("pgbench, the same SELECT, one client", select.tps),
+    );
+    Ok(rows)
+}
+
+async fn bare_server(bench: &Bench, answer: &v1::GetUserResponse) -> anyhow::Result<BareServer> {
+    let addr = crate::services::free_addr();
+    let hex: String = answer
+        .encode_to_vec()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let binary = crate::services::binary("bare-grpc", None);
+    let mut command = match &bench.cores.server {
+        Some(core) => {
+            let mut command = std::process::Command::new("taskset");
+            command.args(["-c", core]).arg(&binary);
+            command
+        }
+        None => std::process::Command::new(&binary),
+    };
+    let child = command
+        .arg(addr.to_string())
+        .arg(hex)
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let server = BareServer { grpc: addr, child };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(server);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the bare server did not listen")
+}
+
+struct BareServer {
+    grpc: std::net::SocketAddr,
+    child: std::process::Child,
+}
+
+impl Drop for BareServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every call must have been a gRPC OK.
+pub(crate) fn check(load: &load::Load, what: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        load.failed == 0 && load.ok > 0,
+        "{what}: {} calls failed, {} succeeded; first failure: {:?}",
+        load.failed,
+        load.ok,
+        load.first_failure
+    );
+    Ok(())
+}

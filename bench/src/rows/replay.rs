@@ -1,0 +1,164 @@
+//! Replay: `query-service replay` rebuilding a fresh model from N events, against a bare
+//! rdkafka consumer reading the same topics to their end.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use prost::Message as _;
+use rdkafka::{
+    Offset, TopicPartitionList,
+    consumer::{Consumer, StreamConsumer},
+    producer::{FutureProducer, FutureRecord},
+};
+use shared_proto::v1;
+use users_shared::{event_headers, kafka, test_support, topics::Topics};
+use uuid::Uuid;
+
+use super::unique;
+use crate::{Bench, table::Row};
+
+const PARTITIONS: i32 = 3;
+
+pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
+    let brokers = test_support::brokers();
+    let prefix = format!("{}.", unique("replay"));
+    let topics = Topics::with_prefix(&prefix);
+    kafka::ensure_topics(&brokers, &topics.events(), PARTITIONS, 1).await?;
+    produce(&brokers, &topics, bench.replay_events).await?;
+
+    let started = Instant::now();
+    read_all(&brokers, &topics, bench.replay_events).await?;
+    let bare = started.elapsed();
+
+    let db = test_support::TestDatabase::create().await;
+    let binary = bench.binary("query-service");
+    let mut command = match &bench.cores.server {
+        Some(core) => {
+            let mut command = std::process::Command::new("taskset");
+            command.args(["-c", core]).arg(&binary);
+            command
+        }
+        None => std::process::Command::new(&binary),
+    };
+    command
+        .arg(format!("--database-url={}", db.url))
+        .arg(format!("--kafka-brokers={brokers}"))
+        .arg(format!("--kafka-topic-prefix={prefix}"))
+        .arg("replay")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let started = Instant::now();
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    let replayed = started.elapsed();
+    anyhow::ensure!(
+        output.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM user_views", &[])
+        .await?
+        .get(0);
+    anyhow::ensure!(
+        rows as usize == bench.replay_events,
+        "the replay wrote {rows} rows"
+    );
+
+    let rate = |elapsed: Duration| bench.replay_events as f64 / elapsed.as_secs_f64();
+    Ok(vec![
+        Row::new(
+            bench.figure(&format!(
+                "replay of {} events into a fresh model, events/s",
+                bench.replay_events
+            )),
+            "≥ 0.5×",
+        )
+        .rate(rate(replayed))
+        .against("bare rdkafka consumer to the end", rate(bare)),
+    ])
+}
+
+/// `count` creations of distinct users, as the relay would write them.
+async fn produce(brokers: &str, topics: &Topics, count: usize) -> anyhow::Result<()> {
+    let producer: FutureProducer = kafka::client_config(brokers, "bench-replay")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "1000")
+        .create()?;
+    let mut pending = Vec::with_capacity(count);
+    for n in 0..count {
+        let id = Uuid::now_v7();
+        let at = prost_types::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 0,
+        };
+        let payload = v1::UserCreatedEvent {
+            user: Some(v1::User {
+                id: id.to_string(),
+                first_name: format!("Ada{n}"),
+                last_name: "Lovelace".into(),
+                nickname: format!("ada{n}"),
+                email: format!("ada{n}@example.com"),
+                country: "GB".into(),
+                created_at: Some(at),
+                updated_at: Some(at),
+                version: 1,
+            }),
+        }
+        .encode_to_vec();
+        let key = id.to_string();
+        let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+            key: event_headers::EVENT_TYPE,
+            value: Some(event_headers::USER_CREATED),
+        });
+        let mut record = FutureRecord::to(&topics.created)
+            .key(&key)
+            .payload(&payload)
+            .headers(headers);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push(delivery);
+                    break;
+                }
+                // The producer's queue is full: let it drain.
+                Err((_, returned)) if !pending.is_empty() => {
+                    for delivered in futures::future::join_all(pending.drain(..)).await {
+                        delivered?.map_err(|(error, _)| error)?;
+                    }
+                    record = returned;
+                }
+                Err((error, _)) => return Err(error.into()),
+            }
+        }
+    }
+    for delivered in futures::future::join_all(pending).await {
+        delivered?.map_err(|(error, _)| error)?;
+    }
+    Ok(())
+}
+
+/// Reads every partition of the event topics from the start until it has read `count`
+/// records (tansu's reported ends fall short of each partition's last batch).
+async fn read_all(brokers: &str, topics: &Topics, count: usize) -> anyhow::Result<()> {
+    let consumer: StreamConsumer = kafka::client_config(brokers, "bench-bare-consumer")
+        .set("group.id", unique("bare"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    for topic in topics.events() {
+        for partition in 0..PARTITIONS {
+            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+        }
+    }
+    consumer.assign(&assignment)?;
+    for _ in 0..count {
+        tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .context("the bare consumer stalled")??;
+    }
+    Ok(())
+}

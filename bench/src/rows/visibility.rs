@@ -1,0 +1,285 @@
+//! Both services together: how soon a write is readable on query-service at a steady write
+//! rate, and what a herd of readers waiting for versions does to everyone else's reads.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use prost_types::FieldMask;
+use shared_proto::v1::{self, user_service_client::UserServiceClient};
+use tonic::transport::Channel;
+use users_shared::test_support::{self, TestDatabase};
+
+use super::{client, unique};
+use crate::{Bench, services::Service, table::Row};
+
+const USERS: usize = 100;
+const WRITES_PER_SECOND: u64 = 500;
+/// Writers, each keeping to its own users at an even share of the rate.
+const WRITERS: usize = 50;
+const WAITERS: usize = 1_000;
+
+pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
+    let (write_db, read_db) = (TestDatabase::create().await, TestDatabase::create().await);
+    let prefix = format!("{}.", unique("visibility"));
+    let brokers = test_support::brokers();
+    let command = Service::start(
+        &bench.cores,
+        bench.binary("command-service"),
+        &[
+            format!("--database-url={}", write_db.url),
+            format!("--kafka-brokers={brokers}"),
+            format!("--kafka-topic-prefix={prefix}"),
+        ],
+        &[],
+    )
+    .await?;
+    let query = Service::start(
+        &bench.cores,
+        bench.binary("query-service"),
+        &[
+            format!("--database-url={}", read_db.url),
+            format!("--kafka-brokers={brokers}"),
+            format!("--kafka-topic-prefix={prefix}"),
+            format!("--kafka-consumer-group={}", unique("visibility")),
+            format!("--database-pool-size={}", bench.concurrency),
+        ],
+        &[],
+    )
+    .await?;
+    let writes = client(command.grpc).await?;
+    let reads = client(query.grpc).await?;
+
+    let mut ids = Vec::with_capacity(USERS);
+    for n in 0..USERS {
+        let user = writes
+            .clone()
+            .create_user(v1::CreateUserRequest {
+                user: Some(v1::User {
+                    first_name: "Ada".into(),
+                    last_name: "Lovelace".into(),
+                    email: format!("{}.{n}@example.com", unique("ada")),
+                    country: "GB".into(),
+                    ..v1::User::default()
+                }),
+                password: "correct horse battery staple".into(),
+            })
+            .await?
+            .into_inner()
+            .user
+            .expect("a user");
+        ids.push(user.id);
+    }
+    for id in &ids {
+        reads
+            .clone()
+            .get_user(v1::GetUserRequest {
+                id: id.clone(),
+                min_version: Some(1),
+            })
+            .await?;
+    }
+    let ids = Arc::new(ids);
+    let mut rows = Vec::new();
+
+    // A steady write rate; after each write, GetUser for that version.
+    let (latencies, rate) = paced_writes(&writes, Some(&reads), &ids, bench.duration()).await?;
+    let (p50, p99) = percentiles(latencies);
+    rows.push(
+        Row::new(
+            bench.figure(&format!(
+                "commit → readable on query-service, {WRITES_PER_SECOND} UpdateUser/s"
+            )),
+            "p50 ≤ 10 ms, p99 ≤ 50 ms",
+        )
+        .rate(rate)
+        .latency(p50, p99),
+    );
+
+    // The herd: readers waiting for versions that do not come, while the writes go on.
+    let waiting = Arc::new(AtomicBool::new(true));
+    let mut channels = Vec::new();
+    for _ in 0..10 {
+        channels.push(client(query.grpc).await?);
+    }
+    let waiters: Vec<_> = (0..WAITERS)
+        .map(|n| {
+            let (mut reads, waiting, id) = (
+                channels[n % channels.len()].clone(),
+                waiting.clone(),
+                ids[n % USERS].clone(),
+            );
+            tokio::spawn(async move {
+                while waiting.load(Ordering::Relaxed) {
+                    let _ = reads
+                        .get_user(v1::GetUserRequest {
+                            id: id.clone(),
+                            min_version: Some(1_000_000),
+                        })
+                        .await;
+                }
+            })
+        })
+        .collect();
+    let load = {
+        let (writes, ids, duration) = (writes.clone(), ids.clone(), bench.duration());
+        tokio::spawn(async move { paced_writes(&writes, None, &ids, duration).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let get = probe(bench.duration(), {
+        let (reads, id) = (reads.clone(), ids[0].clone());
+        move || {
+            let (mut reads, id) = (reads.clone(), id.clone());
+            async move {
+                reads
+                    .get_user(v1::GetUserRequest {
+                        id,
+                        min_version: None,
+                    })
+                    .await
+                    .map(|_| ())
+            }
+        }
+    });
+    let list = probe(bench.duration(), {
+        let reads = reads.clone();
+        move || {
+            let mut reads = reads.clone();
+            async move {
+                reads
+                    .list_users(v1::ListUsersRequest {
+                        filter: Some(v1::UserFilter {
+                            countries: vec!["GB".into()],
+                        }),
+                        page_size: 50,
+                        page_token: String::new(),
+                    })
+                    .await
+                    .map(|_| ())
+            }
+        }
+    });
+    let (get, list) = tokio::join!(get, list);
+    waiting.store(false, Ordering::Relaxed);
+    let (_, write_rate) = load.await??;
+    for waiter in waiters {
+        waiter.abort();
+    }
+    for (what, (latencies, failures)) in [("GetUser", get?), ("ListUsers", list?)] {
+        let calls = latencies.len() as f64 / bench.seconds as f64;
+        let (p50, p99) = percentiles(latencies);
+        rows.push(
+            Row::new(
+                bench.figure(&format!(
+                    "{what} (plain) beside {WAITERS} min_version waiters and {write_rate:.0} writes/s{}",
+                    if failures > 0 {
+                        format!(", {failures} failed")
+                    } else {
+                        String::new()
+                    }
+                )),
+                "p99 < 250 ms",
+            )
+            .rate(calls)
+            .latency(p50, p99),
+        );
+    }
+    Ok(rows)
+}
+
+/// UpdateUser at a steady rate for `duration`, each writer on its own users; with `reads`,
+/// each write is followed by GetUser for its version, timed. Returns those times and the
+/// write rate reached.
+async fn paced_writes(
+    writes: &UserServiceClient<Channel>,
+    reads: Option<&UserServiceClient<Channel>>,
+    ids: &Arc<Vec<String>>,
+    duration: Duration,
+) -> anyhow::Result<(Vec<Duration>, f64)> {
+    let period = Duration::from_secs_f64(WRITERS as f64 / WRITES_PER_SECOND as f64);
+    let started = Instant::now();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let (mut writes, reads, ids) = (writes.clone(), reads.cloned(), ids.clone());
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(period);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                let (mut latencies, mut written) = (Vec::new(), 0u64);
+                let mut n = 0;
+                while started.elapsed() < duration {
+                    ticks.tick().await;
+                    n += 1;
+                    let id = ids[(writer + WRITERS * (n % 2)) % ids.len()].clone();
+                    let updated = writes
+                        .update_user(v1::UpdateUserRequest {
+                            user: Some(v1::User {
+                                id: id.clone(),
+                                nickname: format!("w{writer}n{n}"),
+                                ..v1::User::default()
+                            }),
+                            update_mask: Some(FieldMask {
+                                paths: vec!["nickname".into()],
+                            }),
+                            password: String::new(),
+                            expected_version: None,
+                        })
+                        .await?
+                        .into_inner()
+                        .user
+                        .expect("a user");
+                    written += 1;
+                    if let Some(mut reads) = reads.clone() {
+                        let at = Instant::now();
+                        reads
+                            .get_user(v1::GetUserRequest {
+                                id,
+                                min_version: Some(updated.version),
+                            })
+                            .await?;
+                        latencies.push(at.elapsed());
+                    }
+                }
+                anyhow::Ok((latencies, written))
+            })
+        })
+        .collect();
+    let (mut latencies, mut written) = (Vec::new(), 0);
+    for writer in writers {
+        let (some, count) = writer.await??;
+        latencies.extend(some);
+        written += count;
+    }
+    Ok((latencies, written as f64 / started.elapsed().as_secs_f64()))
+}
+
+/// One caller calling in a loop for `duration`: each call's time, and how many failed.
+async fn probe<F, Fut>(duration: Duration, call: F) -> anyhow::Result<(Vec<Duration>, u64)>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+{
+    let started = Instant::now();
+    let (mut latencies, mut failures) = (Vec::new(), 0);
+    while started.elapsed() < duration {
+        let at = Instant::now();
+        match call().await {
+            Ok(()) => latencies.push(at.elapsed()),
+            Err(_) => failures += 1,
+        }
+    }
+    Ok((latencies, failures))
+}
+
+fn percentiles(mut latencies: Vec<Duration>) -> (f64, f64) {
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    };
+    (at(0.5), at(0.99))
+}

@@ -1,0 +1,334 @@
+//! Writes: UpdateUser against pgbench running the same transaction (lock the row, update it,
+//! insert the outbox row, commit) at the same concurrency, with NOTIFY on and off (a
+//! transaction that NOTIFYs takes a cluster-wide lock at commit); CreateUser against the raw
+//! argon2id rate on as many cores as the service has; the relay's commit-to-broker time.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use argon2::{
+    Argon2,
+    password_hash::{PasswordHasher as _, SaltString},
+};
+use password_hash::rand_core::OsRng;
+use prost_types::FieldMask;
+use shared_proto::v1;
+use users_shared::{
+    event_headers, kafka,
+    test_support::{self, EventReader, TestDatabase},
+    topics::Topics,
+};
+use uuid::Uuid;
+
+use super::{client, reads::check, unique};
+use crate::{
+    Bench,
+    load::{self, Bodies, Plan, frame},
+    pgbench,
+    services::Service,
+    table::Row,
+};
+
+pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
+    let db = TestDatabase::create().await;
+    let prefix = format!("{}.", unique("writes"));
+    let start = |notify: bool| {
+        let args = vec![
+            format!("--database-url={}", db.url),
+            format!("--kafka-brokers={}", test_support::brokers()),
+            format!("--kafka-topic-prefix={prefix}"),
+            format!("--outbox-notify={notify}"),
+            format!("--database-pool-size={}", bench.concurrency),
+        ];
+        async move { Service::start(&bench.cores, bench.binary("command-service"), &args, &[]).await }
+    };
+    let mut service = start(false).await?;
+    let mut ids = Vec::new();
+    let mut writes = client(service.grpc).await?;
+    for _ in 0..bench.concurrency {
+        let user = writes
+            .create_user(create_request())
+            .await?
+            .into_inner()
+            .user
+            .expect("a user");
+        ids.push(user.id);
+    }
+    let admin = db.client().await;
+    admin
+        .batch_execute("CREATE TABLE bench_ids (n integer PRIMARY KEY, id uuid NOT NULL)")
+        .await?;
+    for (n, id) in ids.iter().enumerate() {
+        admin
+            .execute(
+                "INSERT INTO bench_ids VALUES ($1, $2::text::uuid)",
+                &[&(n as i32 + 1), id],
+            )
+            .await?;
+    }
+    // Each caller keeps to its user, as each pgbench client does, alternating two nicknames
+    // so that every call changes something.
+    let per_caller = Arc::new(
+        ids.iter()
+            .map(|id| {
+                ["a", "b"]
+                    .iter()
+                    .map(|nickname| frame(&nickname_update(id, nickname)))
+                    .collect()
+            })
+            .collect(),
+    );
+
+    let mut rows = Vec::new();
+    for notify in [false, true] {
+        drop(service);
+        admin.batch_execute("DELETE FROM outbox").await?;
+        let baseline = pgbench::run(
+            &db.url,
+            &update_transaction(notify),
+            bench.concurrency,
+            bench.seconds,
+        )?;
+        admin.batch_execute("DELETE FROM outbox").await?;
+        service = start(notify).await?;
+        let updated = load::run(Plan {
+            addr: service.grpc,
+            path: "/user.v1.UserService/UpdateUser",
+            bodies: Bodies::PerCaller(Arc::clone(&per_caller)),
+            connections: 4,
+            concurrency: bench.concurrency,
+            duration: bench.duration(),
+        })
+        .await?;
+        check(&updated, "UpdateUser")?;
+        let switch = if notify { "on" } else { "off" };
+        rows.push(
+            Row::new(
+                bench.figure(&format!(
+                    "UpdateUser, NOTIFY {switch}, {} callers",
+                    bench.concurrency
+                )),
+                if notify { "—" } else { "≥ 0.8×" },
+            )
+            .rate(updated.rate())
+            .latency(updated.percentile_ms(0.5), updated.percentile_ms(0.99))
+            .against(
+                format!("pgbench, same transaction, NOTIFY {switch}"),
+                baseline.tps,
+            ),
+        );
+    }
+    rows.push(relay_keeps_up(bench, &admin).await?);
+    rows.push(commit_to_broker(bench, &service, &ids, &prefix).await?);
+
+    // CreateUser is bound by argon2id: the raw hash rate on as many threads as the service
+    // has cores.
+    let threads = if bench.cores.server.is_some() {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    };
+    let raw = raw_hash_rate(threads, bench.duration());
+    let creations = Arc::new((0..20_000).map(|_| frame(&create_request())).collect());
+    let created = load::run(Plan {
+        addr: service.grpc,
+        path: "/user.v1.UserService/CreateUser",
+        bodies: Bodies::Once(creations),
+        connections: 4,
+        concurrency: bench.concurrency,
+        duration: bench.duration(),
+    })
+    .await?;
+    check(&created, "CreateUser")?;
+    rows.push(
+        Row::new(
+            bench.figure(&format!("CreateUser, {} callers", bench.concurrency)),
+            "—",
+        )
+        .rate(created.rate())
+        .latency(created.percentile_ms(0.5), created.percentile_ms(0.99))
+        .against(format!("raw argon2id on {threads} thread(s)"), raw),
+    );
+    Ok(rows)
+}
+
+fn update_transaction(notify: bool) -> String {
+    format!(
+        "BEGIN;\n\
+         SELECT id, first_name, last_name, nickname, email, country, created_at, updated_at, version \
+         FROM users WHERE id = (SELECT id FROM bench_ids WHERE n = :client_id + 1) FOR UPDATE;\n\
+         UPDATE users SET nickname = 'n' || :client_id || '_' || random(), updated_at = now(), version = version + 1 \
+         WHERE id = (SELECT id FROM bench_ids WHERE n = :client_id + 1) \
+         RETURNING id, first_name, last_name, nickname, email, country, created_at, updated_at, version;\n\
+         INSERT INTO outbox (event_id, event_type, aggregate_id, aggregate_version, payload, traceparent, occurred_at) \
+         VALUES (gen_random_uuid(), 'user.v1.UserUpdatedEvent', (SELECT id FROM bench_ids WHERE n = :client_id + 1), 1, \
+         decode(repeat('ab', 160), 'hex'), NULL, now());\n\
+         {}COMMIT;\n",
+        if notify { "NOTIFY users_outbox;\n" } else { "" }
+    )
+}
+
+/// Whether the relay drained what the update runs left in the outbox, and how fast.
+async fn relay_keeps_up(bench: &Bench, admin: &tokio_postgres::Client) -> anyhow::Result<Row> {
+    let count = || async {
+        admin
+            .query_one("SELECT count(*) FROM outbox", &[])
+            .await
+            .map(|row| row.get::<_, i64>(0))
+    };
+    let backlog = count().await?;
+    let started = Instant::now();
+    while count().await? > 0 {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "the relay did not drain the outbox"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drained = started.elapsed().as_secs_f64().max(0.001);
+    Ok(Row::new(
+        bench.figure(&format!(
+            "relay: events left in the outbox after the last run ({backlog}), drained per second"
+        )),
+        "keeps up",
+    )
+    .rate(if backlog == 0 {
+        0.0
+    } else {
+        backlog as f64 / drained
+    }))
+}
+
+/// Commit (the event's occurred-at) to the record being readable from the broker, under a
+/// steady 200 writes/s.
+async fn commit_to_broker(
+    bench: &Bench,
+    service: &Service,
+    ids: &[String],
+    prefix: &str,
+) -> anyhow::Result<Row> {
+    let brokers = test_support::brokers();
+    let topics = Topics::with_prefix(prefix);
+    kafka::ensure_topics(&brokers, &topics.events(), 3, 1).await?;
+    let mut reader =
+        EventReader::starting_at(&brokers, &[&topics.updated], 3, rdkafka::Offset::End);
+    let _ = reader.read_available(Duration::from_secs(1)).await;
+    let running = Arc::new(AtomicBool::new(true));
+    let since = time::OffsetDateTime::now_utc();
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let (running, id) = (running.clone(), ids[writer % ids.len()].clone());
+            let addr = service.grpc;
+            tokio::spawn(async move {
+                let mut writes = client(addr).await?;
+                let mut ticks = tokio::time::interval(Duration::from_millis(20));
+                let mut n = 0u64;
+                while running.load(Ordering::Relaxed) {
+                    ticks.tick().await;
+                    n += 1;
+                    writes
+                        .update_user(nickname_update(&id, &format!("r{n}")))
+                        .await?;
+                }
+                anyhow::Ok(n)
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut delays = Vec::new();
+    while started.elapsed() < bench.duration() {
+        if let Some(record) = reader.next(Duration::from_millis(100)).await {
+            delays.extend(commit_delay(&record, since));
+        }
+    }
+    running.store(false, Ordering::Relaxed);
+    let mut written = 0;
+    for writer in writers {
+        written += writer.await??;
+    }
+    let elapsed = started.elapsed();
+    while let Some(record) = reader.next(Duration::from_secs(2)).await {
+        delays.extend(commit_delay(&record, since));
+    }
+    delays.sort_unstable();
+    let at = |q: f64| {
+        delays
+            .get(((delays.len() as f64 * q) as usize).min(delays.len().saturating_sub(1)))
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    };
+    Ok(Row::new(
+        bench.figure("commit → readable on Kafka (relay + broker), ~200 UpdateUser/s"),
+        "—",
+    )
+    .rate(written as f64 / elapsed.as_secs_f64())
+    .latency(at(0.5), at(0.99)))
+}
+
+fn commit_delay(
+    record: &rdkafka::message::OwnedMessage,
+    since: time::OffsetDateTime,
+) -> Option<Duration> {
+    let received = time::OffsetDateTime::now_utc();
+    let at = kafka::header(record, event_headers::OCCURRED_AT)?;
+    let at =
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
+    (at >= since).then(|| (received - at).unsigned_abs())
+}
+
+fn raw_hash_rate(threads: usize, duration: Duration) -> f64 {
+    let hashing = Arc::new(AtomicBool::new(true));
+    let started = Instant::now();
+    let hashers: Vec<_> = (0..threads)
+        .map(|_| {
+            let hashing = hashing.clone();
+            std::thread::spawn(move || {
+                let mut hashes = 0u64;
+                while hashing.load(Ordering::Relaxed) {
+                    let salt = SaltString::generate(&mut OsRng);
+                    Argon2::default()
+                        .hash_password(b"correct horse battery staple", &salt)
+                        .expect("a hash");
+                    hashes += 1;
+                }
+                hashes
+            })
+        })
+        .collect();
+    std::thread::sleep(duration);
+    hashing.store(false, Ordering::Relaxed);
+    let hashes: u64 = hashers.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    hashes as f64 / started.elapsed().as_secs_f64()
+}
+
+fn nickname_update(id: &str, nickname: &str) -> v1::UpdateUserRequest {
+    v1::UpdateUserRequest {
+        user: Some(v1::User {
+            id: id.to_owned(),
+            nickname: nickname.to_owned(),
+            ..v1::User::default()
+        }),
+        update_mask: Some(FieldMask {
+            paths: vec!["nickname".into()],
+        }),
+        password: String::new(),
+        expected_version: None,
+    }
+}
+
+fn create_request() -> v1::CreateUserRequest {
+    v1::CreateUserRequest {
+        user: Some(v1::User {
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
+            email: format!("{}@example.com", Uuid::new_v4().simple()),
+            country: "GB".into(),
+            ..v1::User::default()
+        }),
+        password: "correct horse battery staple".into(),
+    }
+}

@@ -1,0 +1,183 @@
+//! The services under test, as separate processes pinned to the server's core, started from
+//! the release binaries beside this one (or from `BENCH_BIN_DIR`).
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+
+/// Where the server side runs and where the load generator runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Cores {
+    pub(crate) server: Option<String>,
+}
+
+impl Cores {
+    /// With two cores or more: the server on core 0, this process (the load generator,
+    /// pgbench) on the rest. With one, nothing is pinned.
+    pub(crate) fn split() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cores < 2 {
+            return Self { server: None };
+        }
+        let rest = format!("1-{}", cores - 1);
+        // Children inherit this: pgbench and the bare consumer run beside the generator.
+        let pinned = Command::new("taskset")
+            .args(["-a", "-cp", &rest, &std::process::id().to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        Self {
+            server: pinned.then(|| "0".to_owned()),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match &self.server {
+            Some(core) => format!("server processes on core {core}, load generator on the others"),
+            None => "one core, or taskset missing: nothing pinned".to_owned(),
+        }
+    }
+}
+
+pub(crate) fn binary(name: &str, dir: Option<&PathBuf>) -> PathBuf {
+    let dir = dir.cloned().unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(PathBuf::from))
+            .unwrap_or_default()
+    });
+    dir.join(name)
+}
+
+pub(crate) fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+}
+
+/// A service process; killed when dropped.
+pub(crate) struct Service {
+    pub(crate) name: String,
+    pub(crate) grpc: SocketAddr,
+    child: Child,
+}
+
+impl Service {
+    /// Starts `binary` with `args` (plus its addresses) on the server core and waits until
+    /// readiness answers 200.
+    pub(crate) async fn start(
+        cores: &Cores,
+        binary: PathBuf,
+        args: &[String],
+        envs: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let (grpc, http) = (free_addr(), free_addr());
+        let mut command = match &cores.server {
+            Some(core) => {
+                let mut command = Command::new("taskset");
+                command.args(["-c", core]).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
+        let log = std::env::temp_dir().join(format!(
+            "users-bench-{}-{}.log",
+            binary.file_name().unwrap_or_default().to_string_lossy(),
+            grpc.port()
+        ));
+        command
+            .args(args)
+            .arg(format!("--grpc-addr={grpc}"))
+            .arg(format!("--http-addr={http}"))
+            .env("RUST_LOG", "warn")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .envs(envs.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?);
+        let child = command
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let mut service = Self {
+            name: binary.display().to_string(),
+            grpc,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = service.child.try_wait()? {
+                anyhow::bail!("{} exited ({status}); see {}", service.name, log.display());
+            }
+            if ready(http).await {
+                return Ok(service);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{} not ready; see {}",
+                service.name,
+                log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Resident memory, from /proc.
+    pub(crate) fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let kb: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    }
+
+    /// CPU time the process has used (user + system).
+    pub(crate) fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        let after_name = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_millis(ticks * 10))
+    }
+
+    fn pid(&self) -> u32 {
+        // Through taskset, which execs the binary in place: the same pid.
+        self.child.id()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether readiness answers 200; never panics on a service that is not up yet.
+async fn ready(http: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(http).await.ok()?;
+        stream
+            .write_all(b"GET /health-check/readiness HTTP/1.0\r\n\r\n")
+            .await
+            .ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.ok()?;
+        Some(answer.starts_with(b"HTTP/1.0 200") || answer.starts_with(b"HTTP/1.1 200"))
+    };
+    tokio::time::timeout(Duration::from_secs(1), ask)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}

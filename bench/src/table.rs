@@ -1,0 +1,70 @@
+//! The one table `make bench` prints: each figure beside its baseline, with the goal.
+
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub(crate) figure: String,
+    pub(crate) rate: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub(crate) baseline: Option<(String, f64)>,
+    pub(crate) goal: String,
+}
+
+impl Row {
+    pub(crate) fn new(figure: impl Into<String>, goal: impl Into<String>) -> Self {
+        Self {
+            figure: figure.into(),
+            rate: None,
+            p50_ms: None,
+            p99_ms: None,
+            baseline: None,
+            goal: goal.into(),
+        }
+    }
+
+    pub(crate) fn rate(mut self, rate: f64) -> Self {
+        self.rate = Some(rate);
+        self
+    }
+
+    pub(crate) fn latency(mut self, p50_ms: f64, p99_ms: f64) -> Self {
+        self.p50_ms = Some(p50_ms);
+        self.p99_ms = Some(p99_ms);
+        self
+    }
+
+    pub(crate) fn against(mut self, baseline: impl Into<String>, rate: f64) -> Self {
+        self.baseline = Some((baseline.into(), rate));
+        self
+    }
+
+    pub(crate) fn ratio(&self) -> Option<f64> {
+        Some(self.rate? / self.baseline.as_ref()?.1)
+    }
+}
+
+pub(crate) fn print(rows: &[Row]) {
+    let cell = |value: Option<f64>, precision: usize| {
+        value.map_or_else(|| "—".to_owned(), |v| format!("{v:.precision$}"))
+    };
+    println!("\n| figure | rate/s | p50 ms | p99 ms | baseline | baseline/s | ratio | goal |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        let (baseline, baseline_rate) = match &row.baseline {
+            Some((name, rate)) => (name.as_str(), cell(Some(*rate), 0)),
+            None => ("—", "—".to_owned()),
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.figure,
+            cell(row.rate, 0),
+            cell(row.p50_ms, 2),
+            cell(row.p99_ms, 2),
+            baseline,
+            baseline_rate,
+            row.ratio()
+                .map_or_else(|| "—".to_owned(), |r| format!("{r:.2}×")),
+            row.goal,
+        );
+    }
+}
