@@ -18,7 +18,7 @@ help:
 	@echo "make deploy-check      offline checks of k8s/, docker-compose.yml, Envoy, Prometheus, Dockerfile"
 	@echo "make proto-generate    regenerate the Rust code of shared-proto"
 	@echo "make build             release binaries; make docker-build for images"
-	@echo "make bench             write-side figures beside their baselines (pgbench, raw argon2id)"
+	@echo "make bench             every figure beside its baseline (pgbench, a bare server, raw argon2id)"
 	@echo "make broker            install (once) and start tansu on 127.0.0.1:9092"
 
 lint:
@@ -64,5 +64,7 @@ test-unit:
 test-integration: broker
 	cargo test --workspace --test '*'
 
+# The services under test run from their release binaries, pinned apart from the load.
 bench: broker
-	cargo bench -p command-service --bench writes
+	cargo build --release -p command-service -p query-service -p users-bench --bins
+	target/release/users-bench
