@@ -30,6 +30,8 @@ pub(crate) struct Bench {
     pub(crate) bin_dir: Option<PathBuf>,
     /// Added to each figure's name ("", or " (before)").
     pub(crate) label: String,
+    /// Measuring the binaries of BENCH_BEFORE_BIN_DIR.
+    pub(crate) before: bool,
     /// The parts to measure (BENCH_ONLY, comma separated: reads, visibility, replay,
     /// writes); all when empty.
     pub(crate) only: Vec<String>,
@@ -72,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         replay_events: setting("BENCH_REPLAY_EVENTS", 50_000),
         bin_dir: std::env::var_os("BENCH_BIN_DIR").map(PathBuf::from),
         label: String::new(),
+        before: false,
         only: std::env::var("BENCH_ONLY")
             .map(|only| only.split(',').map(str::to_owned).collect())
             .unwrap_or_default(),
@@ -89,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
         runs.push(Bench {
             bin_dir: Some(PathBuf::from(before)),
             label: " (before)".to_owned(),
+            before: true,
             ..bench.clone()
         });
     }

@@ -181,3 +181,52 @@ async fn ready(http: SocketAddr) -> bool {
         .flatten()
         .unwrap_or(false)
 }
+
+/// CPU time used so far by every process whose name starts with one of `names`, per name:
+/// where a row's time goes, Postgres and the broker included.
+pub(crate) fn cpu_by_name(names: &[&str]) -> Vec<Duration> {
+    let mut totals = vec![Duration::ZERO; names.len()];
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return totals;
+    };
+    for process in processes.flatten() {
+        let Ok(stat) = std::fs::read_to_string(process.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks = |at: usize| {
+            fields
+                .get(at)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        if let Some(at) = names.iter().position(|name| comm.starts_with(name)) {
+            totals[at] += Duration::from_millis((ticks(11) + ticks(12)) * 10);
+        }
+    }
+    totals
+}
+
+/// Where the CPU went between two readings of [`cpu_by_name`], in µs per call.
+pub(crate) fn cpu_per_call(
+    names: &[&str],
+    before: &[Duration],
+    after: &[Duration],
+    calls: f64,
+) -> String {
+    names
+        .iter()
+        .zip(before.iter().zip(after))
+        .map(|(name, (before, after))| {
+            format!(
+                "{name} {:.0} µs",
+                (*after - *before).as_secs_f64() * 1e6 / calls.max(1.0)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -21,6 +21,8 @@ pub enum CommandError {
         expected: u64,
         actual: i64,
     },
+    #[error("user {0} is being changed by other calls; retry")]
+    Contended(Uuid),
     #[error(transparent)]
     Database(#[from] DbFailure),
     #[error(transparent)]
@@ -53,7 +55,9 @@ impl From<CommandError> for Status {
             CommandError::EmailTaken => {
                 Status::already_exists("email: a user with this address already exists")
             }
-            error @ CommandError::VersionMismatch { .. } => Status::aborted(error.to_string()),
+            error @ (CommandError::VersionMismatch { .. } | CommandError::Contended(_)) => {
+                Status::aborted(error.to_string())
+            }
             CommandError::Database(failure) => failure.into(),
             CommandError::Hash(error) => {
                 tracing::error!(%error, "password hashing failed");

@@ -30,9 +30,18 @@ use crate::{
     Bench,
     load::{self, Bodies, Plan, frame},
     pgbench,
-    services::Service,
+    services::{Service, cpu_by_name, cpu_per_call},
     table::Row,
 };
+
+/// Where a write's CPU goes (process names as /proc has them, at most 15 characters).
+const PROCESSES: &[&str] = &[
+    "postgres",
+    "command-servic",
+    "tansu",
+    "users-bench",
+    "pgbench",
+];
 
 pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let db = TestDatabase::create().await;
@@ -59,17 +68,16 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             .expect("a user");
         ids.push(user.id);
     }
+    // Ids pgbench can compute (md5 of its client number + 1) rather than look up.
     let admin = db.client().await;
-    admin
-        .batch_execute("CREATE TABLE bench_ids (n integer PRIMARY KEY, id uuid NOT NULL)")
-        .await?;
-    for (n, id) in ids.iter().enumerate() {
-        admin
-            .execute(
-                "INSERT INTO bench_ids VALUES ($1, $2::text::uuid)",
-                &[&(n as i32 + 1), id],
+    for (n, id) in ids.iter_mut().enumerate() {
+        *id = admin
+            .query_one(
+                "UPDATE users SET id = md5($2::text)::uuid WHERE id = $1::text::uuid RETURNING id::text",
+                &[id, &(n + 1).to_string()],
             )
-            .await?;
+            .await?
+            .get(0);
     }
     // Each caller keeps to its user, as each pgbench client does, alternating two nicknames
     // so that every call changes something.
@@ -88,12 +96,14 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     for notify in [false, true] {
         drop(service);
         admin.batch_execute("DELETE FROM outbox").await?;
-        let baseline = pgbench::run(
-            &db.url,
-            &update_transaction(notify),
-            bench.concurrency,
-            bench.seconds,
-        )?;
+        let statements = if bench.before {
+            locked_update_transaction(notify)
+        } else {
+            update_statements(notify)
+        };
+        let cpu_before = cpu_by_name(PROCESSES);
+        let baseline = pgbench::run(&db.url, &statements, bench.concurrency, bench.seconds)?;
+        let cpu_pgbench = cpu_by_name(PROCESSES);
         admin.batch_execute("DELETE FROM outbox").await?;
         service = start(notify).await?;
         let updated = load::run(Plan {
@@ -106,7 +116,19 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         })
         .await?;
         check(&updated, "UpdateUser")?;
+        let cpu_after = cpu_by_name(PROCESSES);
         let switch = if notify { "on" } else { "off" };
+        println!(
+            "UpdateUser, NOTIFY {switch}{}: CPU per call: {}; pgbench per transaction: {}",
+            bench.label,
+            cpu_per_call(PROCESSES, &cpu_pgbench, &cpu_after, updated.ok as f64),
+            cpu_per_call(
+                PROCESSES,
+                &cpu_before,
+                &cpu_pgbench,
+                baseline.tps * bench.seconds as f64
+            ),
+        );
         rows.push(
             Row::new(
                 bench.figure(&format!(
@@ -118,7 +140,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             .rate(updated.rate())
             .latency(updated.percentile_ms(0.5), updated.percentile_ms(0.99))
             .against(
-                format!("pgbench, same transaction, NOTIFY {switch}"),
+                format!("pgbench, the service's statements, NOTIFY {switch}"),
                 baseline.tps,
             ),
         );
@@ -157,16 +179,35 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-fn update_transaction(notify: bool) -> String {
+/// What the service sends for an UpdateUser: read the user and the clock, then update it at
+/// that version and queue its event in one statement.
+fn update_statements(notify: bool) -> String {
+    format!(
+        "SELECT id, first_name, last_name, nickname, email, country, created_at, updated_at, version, \
+         statement_timestamp() FROM users WHERE id = md5((:client_id + 1)::text)::uuid;\n\
+         WITH updated AS (UPDATE users SET first_name = first_name, last_name = last_name, \
+         nickname = 'n' || random(), email = email, country = country, \
+         password_hash = COALESCE(NULL, password_hash), updated_at = statement_timestamp(), \
+         version = version + 1 WHERE id = md5((:client_id + 1)::text)::uuid RETURNING id, version), \
+         queued AS (INSERT INTO outbox (event_id, event_type, aggregate_id, aggregate_version, payload, \
+         traceparent, occurred_at) SELECT gen_random_uuid(), 'user.v1.UserUpdatedEvent', id, version, \
+         decode(repeat('ab', 160), 'hex'), NULL, now() FROM updated RETURNING id) \
+         SELECT CASE WHEN {notify} THEN pg_notify('users_outbox', '') END FROM queued;\n"
+    )
+}
+
+/// What the binaries before sent: lock the row, update it, insert the outbox row, commit.
+fn locked_update_transaction(notify: bool) -> String {
+    let user = "md5((:client_id + 1)::text)::uuid";
     format!(
         "BEGIN;\n\
          SELECT id, first_name, last_name, nickname, email, country, created_at, updated_at, version \
-         FROM users WHERE id = (SELECT id FROM bench_ids WHERE n = :client_id + 1) FOR UPDATE;\n\
-         UPDATE users SET nickname = 'n' || :client_id || '_' || random(), updated_at = now(), version = version + 1 \
-         WHERE id = (SELECT id FROM bench_ids WHERE n = :client_id + 1) \
+         FROM users WHERE id = {user} FOR UPDATE;\n\
+         UPDATE users SET nickname = 'n' || random(), updated_at = now(), version = version + 1 \
+         WHERE id = {user} \
          RETURNING id, first_name, last_name, nickname, email, country, created_at, updated_at, version;\n\
          INSERT INTO outbox (event_id, event_type, aggregate_id, aggregate_version, payload, traceparent, occurred_at) \
-         VALUES (gen_random_uuid(), 'user.v1.UserUpdatedEvent', (SELECT id FROM bench_ids WHERE n = :client_id + 1), 1, \
+         VALUES (gen_random_uuid(), 'user.v1.UserUpdatedEvent', {user}, 1, \
          decode(repeat('ab', 160), 'hex'), NULL, now());\n\
          {}COMMIT;\n",
         if notify { "NOTIFY users_outbox;\n" } else { "" }

@@ -30,7 +30,7 @@ pub(super) async fn handle(
     tx.commit().await?;
     commands.relay_wake.notify_one();
 
-    tracing::info!(user_id = %created.id, "user created");
+    tracing::debug!(user_id = %created.id, "user created");
     Ok(CreateUserResponse {
         user: Some(created.to_proto()),
     })

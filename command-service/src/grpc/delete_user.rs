@@ -29,6 +29,6 @@ pub(super) async fn handle(
     tx.commit().await?;
     commands.relay_wake.notify_one();
 
-    tracing::info!(user_id = %id, "user deleted");
+    tracing::debug!(user_id = %id, "user deleted");
     Ok(DeleteUserResponse {})
 }

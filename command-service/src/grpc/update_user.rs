@@ -6,7 +6,7 @@ use super::{Commands, check_version};
 use crate::{
     domain::{self, Email, Nickname, Password, PersonName, UpdatableField, UpdateMask},
     error::CommandError,
-    events, outbox,
+    events,
     store::{self, UserValues},
     user_record::UserRecord,
 };
@@ -33,33 +33,53 @@ pub(super) async fn handle(
         None => None,
     };
 
-    let mut client = commands.pool.get().await?;
-    let tx = client.transaction().await?;
-    let current = store::lock(&tx, id).await?;
-    check_version(&current, request.expected_version)?;
-    let (values, changed) = apply(&current, &changes, password_hash);
-    if changed.is_empty() {
-        // Nothing differs: no new version, no event.
-        tx.commit().await?;
-        return Ok(UpdateUserResponse {
-            user: Some(current.to_proto()),
-        });
+    // Read, compute, then write only if the user is still as read: two statements and no
+    // transaction held open between them. A call that lost a race computes again from what
+    // won it.
+    let client = commands.pool.get().await?;
+    for _ in 0..ATTEMPTS {
+        let (current, now) = store::read(&client, id).await?;
+        check_version(&current, request.expected_version)?;
+        let (values, changed) = apply(&current, &changes, password_hash.clone());
+        if changed.is_empty() {
+            // Nothing differs: no new version, no event.
+            return Ok(UpdateUserResponse {
+                user: Some(current.to_proto()),
+            });
+        }
+        let updated = UserRecord {
+            id,
+            first_name: values.first_name,
+            last_name: values.last_name,
+            nickname: values.nickname,
+            email: values.email,
+            country: values.country,
+            created_at: current.created_at,
+            updated_at: now,
+            version: current.version + 1,
+        };
+        let event = events::user_updated(&updated, &changed, traceparent.clone());
+        let written = store::update_with_event(
+            &client,
+            &updated,
+            values.password_hash.as_deref(),
+            &event,
+            commands.notify_relays,
+        )
+        .await?;
+        if written {
+            commands.relay_wake.notify_one();
+            tracing::debug!(user_id = %id, version = updated.version, ?changed, "user updated");
+            return Ok(UpdateUserResponse {
+                user: Some(updated.to_proto()),
+            });
+        }
     }
-    let updated = store::update(&tx, id, &values).await?;
-    outbox::enqueue(
-        &tx,
-        &events::user_updated(&updated, &changed, traceparent),
-        commands.notify_relays,
-    )
-    .await?;
-    tx.commit().await?;
-    commands.relay_wake.notify_one();
-
-    tracing::info!(user_id = %id, version = updated.version, ?changed, "user updated");
-    Ok(UpdateUserResponse {
-        user: Some(updated.to_proto()),
-    })
+    Err(CommandError::Contended(id))
 }
+
+/// How many times an update is computed again after other calls changed the user first.
+const ATTEMPTS: usize = 3;
 
 fn validate(request: &UpdateUserRequest) -> Result<(Uuid, Changes), FieldViolations> {
     let mut violations = FieldViolations::new();

@@ -10,10 +10,13 @@
 //! died after publishing it, or whose lease ran out, is published again, and two relays may
 //! publish one user's rows in either order. Consumers order a user's changes by version.
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use deadpool_postgres::{Pool, PoolError};
-use futures::{StreamExt, stream::FuturesUnordered};
 use rdkafka::error::KafkaError;
 use time::OffsetDateTime;
 use tokio::{
@@ -22,6 +25,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 use users_shared::topics::Topics;
+use uuid::Uuid;
 
 use super::{RelayMetrics, publisher::Publisher, table};
 
@@ -72,16 +76,23 @@ pub enum RelayError {
 pub struct Relay {
     pool: Pool,
     config: RelayConfig,
-    publisher: Publisher,
+    publisher: Arc<Publisher>,
     wake: Arc<Notify>,
     metrics: RelayMetrics,
 }
 
-/// The broker's answer for one row.
+/// What became of one row.
 struct Delivery {
     row: i64,
     occurred_at: OffsetDateTime,
-    result: Result<(), String>,
+    answer: Answer,
+}
+
+enum Answer {
+    Acknowledged,
+    Failed(String),
+    /// Not sent: an earlier row of its user failed.
+    NotSent,
 }
 
 /// What one claim did.
@@ -97,6 +108,13 @@ struct Claim {
 struct Outcomes {
     published: Vec<i64>,
     failed: Vec<i64>,
+    released: Vec<i64>,
+}
+
+impl Outcomes {
+    fn is_empty(&self) -> bool {
+        self.published.is_empty() && self.failed.is_empty() && self.released.is_empty()
+    }
 }
 
 impl Relay {
@@ -109,7 +127,7 @@ impl Relay {
     ) -> Result<Self, KafkaError> {
         Ok(Self {
             pool,
-            publisher: Publisher::new(config.clone())?,
+            publisher: Arc::new(Publisher::new(config.clone())?),
             config,
             wake,
             metrics,
@@ -265,7 +283,7 @@ impl Relay {
         }
     }
 
-    /// Claims up to `limit` rows and hands each to the producer; every answer is sent to
+    /// Claims up to `limit` rows and hands them to the producer; every answer is sent to
     /// `deliveries` as it comes. Rows of unknown event types are parked.
     async fn claim_and_send(
         &self,
@@ -274,51 +292,38 @@ impl Relay {
     ) -> Result<Claim, RelayError> {
         let client = self.pool.get().await?;
         let claimed = table::claim(&client, limit as i64, LEASE).await?;
+        let count = claimed.len();
         let mut unknown = Vec::new();
-        let mut in_flight = Vec::with_capacity(claimed.len());
-        let mut answers = FuturesUnordered::new();
-        for event in &claimed {
-            let Some(topic) = self.publisher.topic_of(&event.event_type) else {
-                unknown.push(event.row);
+        let mut in_flight = Vec::with_capacity(count);
+        // Each user's rows, oldest first, go one after the other: a row is sent once the one
+        // before it is acknowledged, so a failure holds back that user's later rows and no
+        // one else's.
+        let mut chains: Vec<Vec<table::Claimed>> = Vec::new();
+        let mut chain_of: HashMap<Uuid, usize> = HashMap::new();
+        for event in claimed {
+            if self.publisher.topic_of(&event.event_type).is_none() {
+                unknown.push(event);
                 continue;
-            };
-            in_flight.push(event.row);
-            let (row, occurred_at) = (event.row, event.occurred_at);
-            match self.publisher.send(topic, event) {
-                Ok(answer) => answers.push(async move {
-                    let result = match answer.await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err((error, _))) => Err(error.to_string()),
-                        Err(_) => Err("the producer dropped the record".to_owned()),
-                    };
-                    Delivery {
-                        row,
-                        occurred_at,
-                        result,
-                    }
-                }),
-                Err(error) => {
-                    let _ = deliveries.send(Delivery {
-                        row,
-                        occurred_at,
-                        result: Err(format!("the producer refused the record: {error}")),
-                    });
-                }
             }
-        }
-        if !answers.is_empty() {
-            let deliveries = deliveries.clone();
-            tokio::spawn(async move {
-                while let Some(delivery) = answers.next().await {
-                    let _ = deliveries.send(delivery);
-                }
+            in_flight.push(event.row);
+            let at = *chain_of.entry(event.aggregate_id).or_insert_with(|| {
+                chains.push(Vec::new());
+                chains.len() - 1
             });
+            chains[at].push(event);
+        }
+        for chain in chains {
+            tokio::spawn(publish_in_turn(
+                Arc::clone(&self.publisher),
+                chain,
+                deliveries.clone(),
+            ));
         }
         if !unknown.is_empty() {
-            self.park(&client, &claimed, &unknown).await?;
+            self.park(&client, &unknown).await?;
         }
         Ok(Claim {
-            claimed: claimed.len(),
+            claimed: count,
             in_flight,
         })
     }
@@ -326,12 +331,12 @@ impl Relay {
     async fn park(
         &self,
         client: &deadpool_postgres::Client,
-        claimed: &[table::Claimed],
-        rows: &[i64],
+        unknown: &[table::Claimed],
     ) -> Result<(), RelayError> {
-        let newly_parked = table::park(client, rows).await?;
+        let rows: Vec<i64> = unknown.iter().map(|event| event.row).collect();
+        let newly_parked = table::park(client, &rows).await?;
         self.metrics.parked.inc_by(newly_parked.len() as u64);
-        for event in claimed.iter().filter(|e| newly_parked.contains(&e.row)) {
+        for event in unknown.iter().filter(|e| newly_parked.contains(&e.row)) {
             tracing::warn!(
                 row = event.row,
                 event_type = %event.event_type,
@@ -344,8 +349,12 @@ impl Relay {
 
     /// Counts an answer and queues what it means for the outbox; the error when it failed.
     fn note(&self, delivery: Delivery, outcomes: &mut Outcomes) -> Result<(), String> {
-        match delivery.result {
-            Ok(()) => {
+        match delivery.answer {
+            Answer::NotSent => {
+                outcomes.released.push(delivery.row);
+                Ok(())
+            }
+            Answer::Acknowledged => {
                 self.publisher.after_success();
                 self.metrics.published.inc();
                 let age = (OffsetDateTime::now_utc() - delivery.occurred_at).as_seconds_f64();
@@ -353,7 +362,7 @@ impl Relay {
                 outcomes.published.push(delivery.row);
                 Ok(())
             }
-            Err(error) => {
+            Answer::Failed(error) => {
                 self.metrics.publish_failures.inc();
                 self.publisher.after_failure();
                 outcomes.failed.push(delivery.row);
@@ -366,7 +375,7 @@ impl Relay {
     /// write stays queued in `outcomes`; a lease that runs out meanwhile means at worst a
     /// duplicate.
     async fn record(&self, outcomes: &mut Outcomes) -> Result<(), RelayError> {
-        if outcomes.published.is_empty() && outcomes.failed.is_empty() {
+        if outcomes.is_empty() {
             return Ok(());
         }
         let client = self.pool.get().await?;
@@ -374,6 +383,8 @@ impl Relay {
         outcomes.published.clear();
         table::retry_later(&client, &outcomes.failed).await?;
         outcomes.failed.clear();
+        table::release(&client, &outcomes.released).await?;
+        outcomes.released.clear();
         Ok(())
     }
 
@@ -390,6 +401,45 @@ impl Relay {
         };
         if let Err(error) = renewed {
             tracing::warn!(%error, "cannot renew the leases of records in flight; another relay may publish them again");
+        }
+    }
+}
+
+/// Publishes one user's rows in turn, each once the one before is acknowledged; after a
+/// failure the rest are not sent.
+async fn publish_in_turn(
+    publisher: Arc<Publisher>,
+    chain: Vec<table::Claimed>,
+    deliveries: mpsc::UnboundedSender<Delivery>,
+) {
+    let mut chain = chain.into_iter();
+    while let Some(event) = chain.next() {
+        let answer = match publisher.topic_of(&event.event_type) {
+            None => Answer::Failed(format!("unknown event type {}", event.event_type)),
+            Some(topic) => match publisher.send(topic, &event) {
+                Ok(answer) => match answer.await {
+                    Ok(Ok(_)) => Answer::Acknowledged,
+                    Ok(Err((error, _))) => Answer::Failed(error.to_string()),
+                    Err(_) => Answer::Failed("the producer dropped the record".to_owned()),
+                },
+                Err(error) => Answer::Failed(format!("the producer refused the record: {error}")),
+            },
+        };
+        let failed = matches!(answer, Answer::Failed(_));
+        let _ = deliveries.send(Delivery {
+            row: event.row,
+            occurred_at: event.occurred_at,
+            answer,
+        });
+        if failed {
+            for later in chain {
+                let _ = deliveries.send(Delivery {
+                    row: later.row,
+                    occurred_at: later.occurred_at,
+                    answer: Answer::NotSent,
+                });
+            }
+            return;
         }
     }
 }

@@ -1,12 +1,14 @@
 //! The write database's user table. Every function runs in the caller's transaction so the
 //! change and its outbox event commit together.
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{GenericClient, Transaction};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
     domain::{CountryCode, Email, Nickname, PersonName},
     error::CommandError,
+    outbox::OutboxEvent,
     user_record::UserRecord,
 };
 
@@ -69,31 +71,57 @@ pub async fn lock(tx: &Transaction<'_>, id: Uuid) -> Result<UserRecord, CommandE
         .ok_or(CommandError::NotFound(id))
 }
 
-/// Writes the new values and bumps the version.
-pub async fn update(
-    tx: &Transaction<'_>,
+/// The user as it is, and the database's clock now.
+pub async fn read<C: GenericClient>(
+    client: &C,
     id: Uuid,
-    values: &UserValues,
-) -> Result<UserRecord, CommandError> {
-    let update = tx
-        .prepare_cached(include_str!("sql/update_user.sql"))
+) -> Result<(UserRecord, OffsetDateTime), CommandError> {
+    let select = client
+        .prepare_cached(include_str!("sql/read_user.sql"))
         .await?;
-    let row = tx
-        .query_one(
+    let row = client
+        .query_opt(&select, &[&id])
+        .await?
+        .ok_or(CommandError::NotFound(id))?;
+    Ok((UserRecord::from_row(&row), row.get(9)))
+}
+
+/// Writes `updated` (the next version of a user read at `updated.version - 1`) and queues
+/// its event, in one statement; `notify` wakes the relays at commit. `false` when the user
+/// was changed meanwhile: nothing was written.
+pub async fn update_with_event<C: GenericClient>(
+    client: &C,
+    updated: &UserRecord,
+    password_hash: Option<&str>,
+    event: &OutboxEvent,
+    notify: bool,
+) -> Result<bool, CommandError> {
+    let update = client
+        .prepare_cached(include_str!("sql/update_with_event.sql"))
+        .await?;
+    let rows = client
+        .query(
             &update,
             &[
-                &id,
-                &values.first_name,
-                &values.last_name,
-                &values.nickname,
-                &values.email,
-                &values.country,
-                &values.password_hash,
+                &updated.id,
+                &updated.first_name,
+                &updated.last_name,
+                &updated.nickname,
+                &updated.email,
+                &updated.country,
+                &password_hash,
+                &updated.updated_at,
+                &(updated.version - 1),
+                &event.event_id,
+                &event.event_type,
+                &event.payload,
+                &event.traceparent,
+                &notify,
             ],
         )
         .await
         .map_err(email_taken_or)?;
-    Ok(UserRecord::from_row(&row))
+    Ok(!rows.is_empty())
 }
 
 /// Deletes the user and returns its last state, versioned and timed as the deletion.

@@ -241,3 +241,49 @@ async fn taking_another_users_email_is_already_exists() {
         .unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists);
 }
+
+#[tokio::test]
+async fn concurrent_updates_of_one_user_each_get_their_own_version_and_event() {
+    let mut app = spawn_app().await;
+    let mut events = app.events().await;
+    let created = app.create_user(&unique_email()).await;
+    let calls: Vec<_> = (0..20)
+        .map(|n| {
+            let mut client = app.client.clone();
+            let request = update(
+                &created.id,
+                &["nickname"],
+                v1::User {
+                    nickname: format!("racer{n}"),
+                    ..v1::User::default()
+                },
+            );
+            tokio::spawn(async move { client.update_user(request).await })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(response) => versions.push(response.into_inner().user.unwrap().version),
+            // Outrun three times in a row: the caller is told to retry, nothing is written.
+            Err(status) => assert_eq!(status.code(), Code::Aborted, "{status:?}"),
+        }
+    }
+    versions.sort_unstable();
+    let expected: Vec<u64> = (2..2 + versions.len() as u64).collect();
+    assert_eq!(
+        versions, expected,
+        "each write its own version, none skipped"
+    );
+
+    let records = events
+        .read(1 + versions.len(), Duration::from_secs(20))
+        .await;
+    let mut published: Vec<u64> = records
+        .iter()
+        .filter(|r| rdkafka::Message::topic(*r) == app.topics.updated)
+        .map(|r| decode::<UserUpdatedEvent>(r).user.unwrap().version)
+        .collect();
+    published.sort_unstable();
+    assert_eq!(published, expected, "one event per write");
+}

@@ -1,8 +1,8 @@
--- Claims up to $1 due rows, oldest first, and leases them for $2 seconds. Only a user's
--- oldest row can be claimed: its later rows wait until it is published (deleted), so one
--- user's events leave in order and a failing one holds back that user alone. A parked row
--- holds back no one (consumers order by version). Rows another relay is claiming right now
--- are skipped.
+-- Claims up to $1 due rows, oldest first, and leases them for $2 seconds. A row waits while
+-- an earlier row of its user is leased or backing off, so a failing row holds back that user
+-- alone, and the relay sends a user's claimed rows one after the other. A parked row holds
+-- back no one (consumers order by version). Rows another relay is claiming right now are
+-- skipped.
 WITH due AS (
     SELECT o.id
     FROM outbox o
@@ -12,6 +12,7 @@ WITH due AS (
           FROM outbox earlier
           WHERE earlier.aggregate_id = o.aggregate_id
             AND earlier.id < o.id
+            AND earlier.available_at > now()
             AND earlier.parked_at IS NULL
       )
     ORDER BY o.id
