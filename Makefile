@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help lint deploy-check proto-check proto-generate build docker-build run test test-unit test-integration bench broker broker-stop postgres
+.PHONY: help lint deploy-check proto-check proto-generate build docker-build run test test-unit test-integration test-faults bench broker broker-stop postgres
 
 # Images: `make docker-build IMAGE_REPO=registry.example.com/users IMAGE_TAG=0.1.1`, then push
 # them and set the same reference in the overlay's `images:` (README, "Deploying").
@@ -11,8 +11,9 @@ IMAGE_TAG ?= dev
 
 help:
 	@echo "make run               start Postgres (if down), the broker and both services"
-	@echo "make test              every test: unit and integration (starts what they need)"
+	@echo "make test              every test: unit, integration, then the fault suite (starts what they need)"
 	@echo "make test-integration  integration tests only (real Postgres and broker)"
+	@echo "make test-faults       the fault suite: real binaries, broker and Postgres under faults"
 	@echo "make lint              rustfmt and clippy, warnings as errors"
 	@echo "make proto-check       buf lint, format and breaking check of the protos (installs buf)"
 	@echo "make deploy-check      offline checks of k8s/, docker-compose.yml, Envoy, Prometheus, Dockerfile"
@@ -57,12 +58,19 @@ broker-stop:
 
 test: broker
 	cargo test --workspace
+	$(MAKE) --no-print-directory test-faults
 
 test-unit:
 	cargo test --workspace --lib --bins
 
 test-integration: broker
 	cargo test --workspace --test '*'
+
+# Drives the debug binaries of both services (built here, found beside the suite's own) and
+# fails when any scenario loses an acknowledged write or fails a check.
+test-faults: broker
+	cargo build --bins -p command-service -p query-service
+	cargo run -p fault-suite
 
 # The services under test run from their release binaries, pinned apart from the load.
 bench: broker

@@ -1,0 +1,88 @@
+//! The projector's consumer group as the broker describes it: who is in it and which
+//! partitions each member holds. Evidence for a projector that stopped projecting.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::{
+    ClientConfig,
+    consumer::{BaseConsumer, Consumer},
+};
+
+/// One line per member: its id, client and the partitions it was assigned.
+pub(crate) async fn describe(brokers: &str, group: &str) -> anyhow::Result<Vec<String>> {
+    let (brokers, group) = (brokers.to_owned(), group.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("log_level", "3")
+            .create()?;
+        let list = consumer
+            .fetch_group_list(Some(&group), Duration::from_secs(10))
+            .context("DescribeGroups")?;
+        let mut lines = Vec::new();
+        for described in list.groups() {
+            lines.push(format!(
+                "group {} state {} protocol {} with {} member(s)",
+                described.name(),
+                described.state(),
+                described.protocol(),
+                described.members().len()
+            ));
+            for member in described.members() {
+                let partitions = member
+                    .assignment()
+                    .map_or(0, |bytes| assigned_partitions(bytes).unwrap_or(0));
+                lines.push(format!(
+                    "member {} ({} at {}) holds {partitions} partition(s)",
+                    member.id(),
+                    member.client_id(),
+                    member.client_host()
+                ));
+            }
+        }
+        Ok(lines)
+    })
+    .await?
+}
+
+/// The number of partitions in a consumer protocol assignment: version (i16), then an array
+/// (i32 length) of topic (i16 length + bytes) with an array (i32 length) of partitions (i32).
+fn assigned_partitions(bytes: &[u8]) -> Option<usize> {
+    let mut rest = bytes.get(2..)?;
+    let mut take = |width: usize| -> Option<&[u8]> {
+        let (field, after) = (rest.get(..width)?, rest.get(width..)?);
+        rest = after;
+        Some(field)
+    };
+    let int32 = |field: &[u8]| i32::from_be_bytes(field.try_into().expect("4 bytes")).max(0);
+    let topics = int32(take(4)?);
+    let mut partitions = 0;
+    for _ in 0..topics {
+        let name = i16::from_be_bytes(take(2)?.try_into().expect("2 bytes")).max(0);
+        take(name as usize)?;
+        let count = int32(take(4)?);
+        take(4 * count as usize)?;
+        partitions += count as usize;
+    }
+    Some(partitions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_assignment_counts_its_partitions() {
+        let mut bytes = vec![0, 0, 0, 0, 0, 2];
+        for topic in ["a", "bc"] {
+            bytes.extend((topic.len() as i16).to_be_bytes());
+            bytes.extend(topic.as_bytes());
+            bytes.extend(2i32.to_be_bytes());
+            bytes.extend(0i32.to_be_bytes());
+            bytes.extend(1i32.to_be_bytes());
+        }
+        assert_eq!(assigned_partitions(&bytes), Some(4));
+        assert_eq!(assigned_partitions(&[0, 0]), None);
+    }
+}

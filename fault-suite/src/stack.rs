@@ -1,0 +1,169 @@
+//! One scenario's world: a broker of its own, a write and a read database of its own, its
+//! own topic prefix and consumer group, and both services as processes on free ports.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use users_shared::{
+    kafka,
+    test_support::{PrivateBroker, TestDatabase},
+    topics::Topics,
+};
+use uuid::Uuid;
+
+use crate::{
+    client::{self, UserClient},
+    process::{Service, Suite, free_addr},
+};
+
+pub(crate) const PARTITIONS: i32 = 3;
+
+/// Extra flags for either service, and whether the broker can be told to refuse a topic.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Options {
+    pub(crate) schemas: bool,
+    pub(crate) command: Vec<String>,
+    pub(crate) query: Vec<String>,
+}
+
+/// Fields drop in order: the services stop before their databases are dropped.
+pub(crate) struct Stack {
+    pub(crate) command: Service,
+    pub(crate) query: Service,
+    pub(crate) write_db: TestDatabase,
+    pub(crate) read_db: TestDatabase,
+    pub(crate) broker: PrivateBroker,
+    pub(crate) prefix: String,
+    pub(crate) topics: Topics,
+}
+
+impl Stack {
+    pub(crate) async fn start(suite: &Suite, name: &str, options: Options) -> anyhow::Result<Self> {
+        let schemas = options.schemas;
+        let broker = tokio::task::spawn_blocking(move || {
+            if schemas {
+                PrivateBroker::start_with_schemas()
+            } else {
+                PrivateBroker::start()
+            }
+        })
+        .await
+        .context("cannot start a broker")?;
+        let write_db = TestDatabase::create().await;
+        let read_db = TestDatabase::create().await;
+        let prefix = new_prefix();
+        let brokers = broker.brokers();
+
+        let (grpc, http) = (free_addr(), free_addr());
+        let mut args = common_args(grpc, http, &write_db.url, &brokers, &prefix);
+        args.extend([
+            "--outbox-poll-interval=200ms".to_owned(),
+            "--health-check-interval=200ms".to_owned(),
+        ]);
+        args.extend(options.command);
+        let command = Service::start(
+            suite,
+            format!("{name}/command-service"),
+            "command-service",
+            args,
+            grpc,
+            http,
+        )
+        .await?;
+
+        let query = start_query(
+            suite,
+            &format!("{name}/query-service"),
+            &read_db,
+            &brokers,
+            &prefix,
+            options.query,
+        )
+        .await?;
+
+        ensure_topics(&brokers, &prefix).await?;
+        Ok(Self {
+            command,
+            query,
+            write_db,
+            read_db,
+            broker,
+            topics: Topics::with_prefix(&prefix),
+            prefix,
+        })
+    }
+
+    pub(crate) fn brokers(&self) -> String {
+        self.broker.brokers()
+    }
+
+    /// The projector's consumer group.
+    pub(crate) fn query_group(&self) -> Option<&str> {
+        self.query
+            .args()
+            .iter()
+            .find_map(|arg| arg.strip_prefix("--kafka-consumer-group="))
+    }
+
+    pub(crate) fn writer(&self) -> UserClient {
+        client::connect(self.command.grpc)
+    }
+
+    pub(crate) fn reader(&self) -> UserClient {
+        client::connect(self.query.grpc)
+    }
+}
+
+/// A topic prefix of a scenario's own.
+pub(crate) fn new_prefix() -> String {
+    format!("faults-{}.", Uuid::new_v4().simple())
+}
+
+fn common_args(
+    grpc: SocketAddr,
+    http: SocketAddr,
+    database_url: &str,
+    brokers: &str,
+    prefix: &str,
+) -> Vec<String> {
+    vec![
+        format!("--grpc-addr={grpc}"),
+        format!("--http-addr={http}"),
+        format!("--database-url={database_url}"),
+        format!("--kafka-brokers={brokers}"),
+        format!("--kafka-topic-prefix={prefix}"),
+        format!("--kafka-topic-partitions={PARTITIONS}"),
+    ]
+}
+
+/// query-service on `read_db` and the topics of `prefix`, in a consumer group of its own.
+pub(crate) async fn start_query(
+    suite: &Suite,
+    label: &str,
+    read_db: &TestDatabase,
+    brokers: &str,
+    prefix: &str,
+    extra: Vec<String>,
+) -> anyhow::Result<Service> {
+    let (grpc, http) = (free_addr(), free_addr());
+    let mut args = common_args(grpc, http, &read_db.url, brokers, prefix);
+    args.extend([
+        format!("--kafka-consumer-group=faults-{}", Uuid::new_v4().simple()),
+        "--health-check-interval=200ms".to_owned(),
+    ]);
+    args.extend(extra);
+    Service::start(suite, label.to_owned(), "query-service", args, grpc, http).await
+}
+
+/// The event topics of `prefix`, created if missing (the dead-letter topic is left to the
+/// service, whose job it is).
+pub(crate) async fn ensure_topics(brokers: &str, prefix: &str) -> anyhow::Result<()> {
+    let topics = Topics::with_prefix(prefix);
+    let created = tokio::time::timeout(
+        Duration::from_secs(30),
+        kafka::ensure_topics(brokers, &topics.events(), PARTITIONS, 1),
+    )
+    .await
+    .context("creating topics took over 30 s")?;
+    created.context("cannot create the topics")
+}
