@@ -9,7 +9,7 @@ use rdkafka::{
     consumer::{BaseConsumer, Consumer},
 };
 
-/// One line per member: its id, client and the partitions it was assigned.
+/// A line for the group, then one per member: its id and how many partitions it holds.
 pub(crate) async fn describe(brokers: &str, group: &str) -> anyhow::Result<Vec<String>> {
     let (brokers, group) = (brokers.to_owned(), group.to_owned());
     tokio::task::spawn_blocking(move || {
@@ -23,10 +23,9 @@ pub(crate) async fn describe(brokers: &str, group: &str) -> anyhow::Result<Vec<S
         let mut lines = Vec::new();
         for described in list.groups() {
             lines.push(format!(
-                "group {} state {} protocol {} with {} member(s)",
+                "group {} is {} with {} member(s)",
                 described.name(),
                 described.state(),
-                described.protocol(),
                 described.members().len()
             ));
             for member in described.members() {
@@ -34,10 +33,8 @@ pub(crate) async fn describe(brokers: &str, group: &str) -> anyhow::Result<Vec<S
                     .assignment()
                     .map_or(0, |bytes| assigned_partitions(bytes).unwrap_or(0));
                 lines.push(format!(
-                    "member {} ({} at {}) holds {partitions} partition(s)",
-                    member.id(),
-                    member.client_id(),
-                    member.client_host()
+                    "member {} holds {partitions} partition(s)",
+                    member.id()
                 ));
             }
         }

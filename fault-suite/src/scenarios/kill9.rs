@@ -129,8 +129,9 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
         models::converge(&write_db, &read_db, &acks, Duration::from_secs(120)).await?;
     rec.check(comparison.agrees(), || {
         format!(
-            "the read model does not match the write model {:.0} s after the stream: {}",
+            "the read model does not match the write model {:.0} s after the stream ({} acknowledged versions not in it): {}",
             took.as_secs_f64(),
+            comparison.lost,
             comparison.summary()
         )
     });
