@@ -64,6 +64,7 @@ pub(crate) fn free_addr() -> SocketAddr {
 pub(crate) struct Service {
     pub(crate) name: String,
     pub(crate) grpc: SocketAddr,
+    http: SocketAddr,
     child: Child,
 }
 
@@ -94,17 +95,21 @@ impl Service {
             .args(args)
             .arg(format!("--grpc-addr={grpc}"))
             .arg(format!("--http-addr={http}"))
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVICE_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .envs(envs.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?);
+            .stdout(std::fs::File::create(&log)?)
+            .stderr(std::fs::File::options().append(true).open(&log)?);
         let child = command
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
         let mut service = Self {
             name: binary.display().to_string(),
             grpc,
+            http,
             child,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -123,6 +128,37 @@ impl Service {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The median and 99th percentile (upper bucket bounds, ms) of the histogram `name` on
+    /// /metrics, e.g. to tell which stage a latency is spent in.
+    pub(crate) async fn histogram_ms(&self, name: &str) -> Option<(f64, f64)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let mut stream = tokio::net::TcpStream::connect(self.http).await.ok()?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+            .await
+            .ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await.ok()?;
+        let buckets: Vec<(f64, f64)> =
+            users_shared::test_support::parse_metrics(text.split_once("\r\n\r\n")?.1)
+                .into_iter()
+                .filter(|sample| sample.name == format!("{name}_bucket"))
+                .filter_map(|sample| {
+                    let le = sample.labels.get("le")?;
+                    Some((le.parse().unwrap_or(f64::INFINITY), sample.value))
+                })
+                .collect();
+        let total = buckets.last()?.1;
+        let at = |q: f64| {
+            buckets
+                .iter()
+                .find(|(_, count)| *count >= total * q)
+                .map(|(le, _)| le * 1000.0)
+        };
+        Some((at(0.5)?, at(0.99)?))
     }
 
     /// Resident memory, from /proc.

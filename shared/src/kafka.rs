@@ -19,6 +19,9 @@ pub fn client_config(brokers: &str, client_id: &str) -> ClientConfig {
         .set("bootstrap.servers", brokers)
         .set("client.id", client_id)
         .set("socket.keepalive.enable", "true")
+        // Requests are small and pipelined: with Nagle on, each waits for the broker's
+        // delayed ACK of the one before (tens of milliseconds from commit to broker).
+        .set("socket.nagle.disable", "true")
         // A broker that is down is an expected state (the outbox waits for it); librdkafka's
         // default would log every reconnect attempt as an error.
         .set("log_level", "4");

@@ -89,6 +89,15 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     // A steady write rate; after each write, GetUser for that version.
     let (latencies, rate) = paced_writes(&writes, Some(&reads), &ids, bench.duration()).await?;
     let (p50, p99) = percentiles(latencies);
+    if let (Some(relay), Some(projector)) = (
+        command.histogram_ms("outbox_publish_latency_seconds").await,
+        query.histogram_ms("projector_delay_seconds").await,
+    ) {
+        println!(
+            "commit → readable{}: commit → broker ack p50 ≤ {} ms, p99 ≤ {} ms; commit → view p50 ≤ {} ms, p99 ≤ {} ms (bucket bounds)",
+            bench.label, relay.0, relay.1, projector.0, projector.1
+        );
+    }
     rows.push(
         Row::new(
             bench.figure(&format!(

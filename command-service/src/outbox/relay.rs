@@ -140,7 +140,7 @@ impl Relay {
         self.publisher.ensure_topics().await?;
         let (sender, mut receiver) = mpsc::unbounded_channel();
         let claim = self
-            .claim_and_send(self.config.batch_size as usize, &sender)
+            .claim_and_send(self.config.batch_size as usize, &[], &sender)
             .await?;
         drop(sender);
         let mut outcomes = Outcomes::default();
@@ -172,7 +172,7 @@ impl Relay {
     /// Publishes until `shutdown`, claiming when woken, when the last claim was full, and on
     /// every poll; then publishes what is left and waits briefly for the broker's answers.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let (sender, mut receiver) = mpsc::unbounded_channel();
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Delivery>();
         let mut in_flight: HashSet<i64> = HashSet::new();
         let mut outcomes = Outcomes::default();
         let mut failures = FailureLog::default();
@@ -188,13 +188,28 @@ impl Relay {
                 }
                 next_measure = Instant::now() + self.config.poll_interval;
             }
-            claim_now |= Instant::now() >= next_poll;
+            while let Ok(delivery) = receiver.try_recv() {
+                in_flight.remove(&delivery.row);
+                if let Err(error) = self.note(delivery, &mut outcomes) {
+                    failures.note(&error);
+                }
+            }
+            if let Err(error) = self.record_setbacks(&mut outcomes).await {
+                failures.note(&format!("cannot record what the broker answered: {error}"));
+            }
+            // Published rows are deleted by the next claim's own statement, which may then
+            // take their users' next rows.
+            claim_now |= Instant::now() >= next_poll || !outcomes.published.is_empty();
             let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
             if claim_now && room > 0 {
                 self.publisher.ensure_topics_in_background();
                 let limit = room.min(self.config.batch_size as usize);
-                match self.claim_and_send(limit, &sender).await {
+                match self
+                    .claim_and_send(limit, &outcomes.published, &sender)
+                    .await
+                {
                     Ok(claim) => {
+                        outcomes.published.clear();
                         claim_now = claim.claimed == limit;
                         in_flight.extend(claim.in_flight);
                         backoff = Duration::from_millis(100);
@@ -208,25 +223,11 @@ impl Relay {
                     }
                 }
             }
-            while let Ok(delivery) = receiver.try_recv() {
-                in_flight.remove(&delivery.row);
-                if let Err(error) = self.note(delivery, &mut outcomes) {
-                    failures.note(&error);
-                }
-            }
-            // A published row lets its user's next row be claimed.
-            let unblocked = !outcomes.published.is_empty();
-            match self.record(&mut outcomes).await {
-                Ok(()) => claim_now |= unblocked,
-                Err(error) => {
-                    failures.note(&format!("cannot record what the broker answered: {error}"))
-                }
-            }
             if Instant::now() >= next_renew {
                 self.renew(&in_flight).await;
                 next_renew = Instant::now() + RENEW_EVERY;
             }
-            if claim_now && in_flight.len() < MAX_IN_FLIGHT {
+            if (claim_now || !outcomes.published.is_empty()) && in_flight.len() < MAX_IN_FLIGHT {
                 continue;
             }
             tokio::select! {
@@ -246,7 +247,7 @@ impl Relay {
         let deadline = Instant::now() + FINAL_FLUSH;
         let limit = self.config.batch_size as usize;
         while Instant::now() < deadline {
-            match self.claim_and_send(limit, &sender).await {
+            match self.claim_and_send(limit, &[], &sender).await {
                 Ok(claim) => {
                     in_flight.extend(claim.in_flight);
                     if claim.claimed < limit {
@@ -285,13 +286,15 @@ impl Relay {
 
     /// Claims up to `limit` rows and hands them to the producer; every answer is sent to
     /// `deliveries` as it comes. Rows of unknown event types are parked.
+    /// Deletes `published` in the same statement.
     async fn claim_and_send(
         &self,
         limit: usize,
+        published: &[i64],
         deliveries: &mpsc::UnboundedSender<Delivery>,
     ) -> Result<Claim, RelayError> {
         let client = self.pool.get().await?;
-        let claimed = table::claim(&client, limit as i64, LEASE).await?;
+        let claimed = table::claim(&client, limit as i64, LEASE, published).await?;
         let count = claimed.len();
         let mut unknown = Vec::new();
         let mut in_flight = Vec::with_capacity(count);
@@ -369,6 +372,20 @@ impl Relay {
                 Err(error)
             }
         }
+    }
+
+    /// Schedules what failed for a retry and frees what was not sent; deleting what was
+    /// published waits for the next claim.
+    async fn record_setbacks(&self, outcomes: &mut Outcomes) -> Result<(), RelayError> {
+        if outcomes.failed.is_empty() && outcomes.released.is_empty() {
+            return Ok(());
+        }
+        let client = self.pool.get().await?;
+        table::retry_later(&client, &outcomes.failed).await?;
+        outcomes.failed.clear();
+        table::release(&client, &outcomes.released).await?;
+        outcomes.released.clear();
+        Ok(())
     }
 
     /// Deletes what was published and schedules what failed for a retry. What it could not

@@ -29,17 +29,19 @@ pub(super) struct Backlog {
     pub(super) parked: i64,
 }
 
-/// Claims up to `limit` due rows in id order, leased for `lease`.
+/// Deletes `published`, then claims up to `limit` due rows in id order, leased for `lease`,
+/// in one statement.
 pub(super) async fn claim<C: GenericClient>(
     client: &C,
     limit: i64,
     lease: Duration,
+    published: &[i64],
 ) -> Result<Vec<Claimed>, tokio_postgres::Error> {
     let claim = client
         .prepare_cached(include_str!("sql/claim_batch.sql"))
         .await?;
     let rows = client
-        .query(&claim, &[&limit, &lease.as_secs_f64()])
+        .query(&claim, &[&limit, &lease.as_secs_f64(), &published])
         .await?;
     let mut claimed: Vec<Claimed> = rows
         .iter()

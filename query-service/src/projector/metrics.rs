@@ -2,7 +2,7 @@
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -43,6 +43,8 @@ pub struct ProjectorMetrics {
     events: Family<EventLabels, Counter>,
     pub(super) lag: Family<PartitionLabels, Gauge>,
     pub(super) errors: Counter,
+    /// From a change's commit on the write side to its row in the view.
+    pub(super) delay: Histogram,
 }
 
 impl ProjectorMetrics {
@@ -53,6 +55,9 @@ impl ProjectorMetrics {
             events: Family::default(),
             lag: Family::default(),
             errors: Counter::default(),
+            delay: Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
         };
         registry.register(
             "projector_events",
@@ -63,6 +68,11 @@ impl ProjectorMetrics {
             "projector_lag",
             "Records not yet projected, per partition",
             metrics.lag.clone(),
+        );
+        registry.register(
+            "projector_delay_seconds",
+            "Time from a change's commit to its row in the view (applied changes)",
+            metrics.delay.clone(),
         );
         registry.register(
             "projector_errors",

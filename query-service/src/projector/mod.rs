@@ -182,6 +182,8 @@ impl Projector {
             // Only what the view now holds: a stale change may be older than an entry that
             // expired or was evicted.
             if applied {
+                let delay = time::OffsetDateTime::now_utc() - change.user.updated_at;
+                self.metrics.delay.observe(delay.as_seconds_f64().max(0.0));
                 self.cache.written(change.user.id, CachedUser::from(change));
             }
         }

@@ -1,12 +1,17 @@
--- Claims up to $1 due rows, oldest first, and leases them for $2 seconds. A row waits while
--- an earlier row of its user is leased or backing off, so a failing row holds back that user
+-- Deletes the rows the broker acknowledged ($3), then claims up to $1 due rows, oldest first,
+-- and leases them for $2 seconds. A row waits while an earlier row of its user is leased or
+-- backing off (rows deleted here no longer count), so a failing row holds back that user
 -- alone, and the relay sends a user's claimed rows one after the other. A parked row holds
 -- back no one (consumers order by version). Rows another relay is claiming right now are
 -- skipped.
-WITH due AS (
+WITH published AS (
+    DELETE FROM outbox WHERE id = ANY($3)
+),
+due AS (
     SELECT o.id
     FROM outbox o
     WHERE o.available_at <= now()
+      AND o.id <> ALL($3)
       AND NOT EXISTS (
           SELECT 1
           FROM outbox earlier
@@ -14,6 +19,7 @@ WITH due AS (
             AND earlier.id < o.id
             AND earlier.available_at > now()
             AND earlier.parked_at IS NULL
+            AND earlier.id <> ALL($3)
       )
     ORDER BY o.id
     LIMIT $1
