@@ -175,7 +175,7 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
     });
     lone_replay(&suite, &stack, &ledger, &rec).await?;
     rec.load(format!(
-        "{} events replayed; {} writes during the replays",
+        "{} writes before, {} during the replays",
         thousands(events),
         thousands(writes_during.oks())
     ));
