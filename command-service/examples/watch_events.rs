@@ -26,7 +26,8 @@ async fn main() -> anyhow::Result<()> {
         .set("fetch.wait.max.ms", "50")
         .create()?;
     let mut assignment = TopicPartitionList::new();
-    for (topic, partition) in kafka::partitions(&brokers, &topics.events()).await? {
+    let cluster = kafka::Cluster::plaintext(brokers.clone());
+    for (topic, partition) in kafka::partitions(&cluster, &topics.events()).await? {
         assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;

@@ -28,20 +28,22 @@ pub struct App {
     relay: Arc<Relay>,
     relay_wake: Arc<Notify>,
     pool: Pool,
+    database: db::Database,
 }
 
 /// Creates the write database when missing and applies its migrations.
-pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
-    db::prepare(database_url, MIGRATIONS, "write")
+pub async fn migrate(database: &db::Database) -> anyhow::Result<()> {
+    db::prepare(database, MIGRATIONS, "write")
         .await
         .context("cannot prepare the write database")
 }
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        migrate(&config.database_url).await?;
-        let pool = db::pool(
-            &config.database_url,
+        let database = config.database()?;
+        let cluster = config.kafka.cluster().map_err(anyhow::Error::msg)?;
+        migrate(&database).await?;
+        let pool = database.pool(
             config.database.database_pool_size.into(),
             config.database.session_limits(),
         )?;
@@ -52,7 +54,7 @@ impl App {
         let relay = Arc::new(Relay::new(
             pool.clone(),
             RelayConfig {
-                brokers: config.kafka.brokers.clone(),
+                cluster: cluster.clone(),
                 topics: Topics::with_prefix(&config.kafka.topic_prefix),
                 topic_partitions: config.kafka.topic_partitions,
                 topic_replication: config.kafka.topic_replication,
@@ -67,7 +69,7 @@ impl App {
 
         let (health, health_service) = readiness::dependency_health(
             pool.clone(),
-            &config.kafka.brokers,
+            &cluster,
             config.health.health_check_timeout,
             &mut registry,
         )?;
@@ -100,6 +102,7 @@ impl App {
             relay,
             relay_wake,
             pool,
+            database,
         })
     }
 
@@ -129,7 +132,7 @@ impl App {
         )];
         if self.config.outbox.outbox_notify {
             tasks.push(pg_listen::spawn_listener(
-                self.config.database_url.clone(),
+                self.database.clone(),
                 outbox::CHANNEL,
                 Arc::clone(&self.relay_wake),
                 background.clone(),

@@ -29,6 +29,8 @@ pub enum Command {
     Serve,
     /// Apply the write database's migrations and exit (e.g. as a Kubernetes Job).
     Migrate,
+    /// Exit 0 if the service on HTTP_ADDR is ready, 1 if not: a container health check.
+    Healthcheck,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -94,6 +96,13 @@ pub struct OutboxArgs {
     /// KAFKA_RESUME_REWIND at least this large while the broker is tansu.
     #[arg(long, env = "KAFKA_BATCH_NUM_MESSAGES", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub kafka_batch_num_messages: u32,
+}
+
+impl Config {
+    /// The database of `DATABASE_URL`, reached as the database settings say.
+    pub fn database(&self) -> Result<users_shared::db::Database, users_shared::db::DbError> {
+        self.database.database(&self.database_url)
+    }
 }
 
 #[cfg(test)]

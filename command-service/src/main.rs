@@ -4,14 +4,26 @@ use command_service::{
     config::{Cli, Command},
 };
 use tokio_util::sync::CancellationToken;
-use users_shared::{shutdown, telemetry};
+use users_shared::{http, shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Healthcheck) = cli.command {
+        if let Err(why) = http::check_readiness(cli.config.http_addr).await {
+            eprintln!("not ready: {why}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     let telemetry = telemetry::init("command-service", &cli.config.telemetry)?;
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => app::migrate(&cli.config.database_url).await,
+        Command::Migrate => match cli.config.database() {
+            Ok(database) => app::migrate(&database).await,
+            Err(error) => Err(error.into()),
+        },
+        // Answered before telemetry starts.
+        Command::Healthcheck => Ok(()),
         Command::Serve => {
             let app = App::build(cli.config).await?;
             let stop = CancellationToken::new();

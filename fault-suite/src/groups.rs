@@ -8,6 +8,7 @@ use rdkafka::{
     ClientConfig,
     consumer::{BaseConsumer, Consumer},
 };
+use users_shared::kafka;
 
 /// A line for the group, then one per member: its id and how many partitions it holds.
 pub(crate) async fn describe(brokers: &str, group: &str) -> anyhow::Result<Vec<String>> {
@@ -31,7 +32,7 @@ pub(crate) async fn describe(brokers: &str, group: &str) -> anyhow::Result<Vec<S
             for member in described.members() {
                 let partitions = member
                     .assignment()
-                    .map_or(0, |bytes| assigned_partitions(bytes).unwrap_or(0));
+                    .map_or(0, |bytes| kafka::assigned_partitions(bytes).unwrap_or(0));
                 lines.push(format!(
                     "member {} holds {partitions} partition(s)",
                     member.id()
@@ -41,45 +42,4 @@ pub(crate) async fn describe(brokers: &str, group: &str) -> anyhow::Result<Vec<S
         Ok(lines)
     })
     .await?
-}
-
-/// The number of partitions in a consumer protocol assignment: version (i16), then an array
-/// (i32 length) of topic (i16 length + bytes) with an array (i32 length) of partitions (i32).
-fn assigned_partitions(bytes: &[u8]) -> Option<usize> {
-    let mut rest = bytes.get(2..)?;
-    let mut take = |width: usize| -> Option<&[u8]> {
-        let (field, after) = (rest.get(..width)?, rest.get(width..)?);
-        rest = after;
-        Some(field)
-    };
-    let int32 = |field: &[u8]| i32::from_be_bytes(field.try_into().expect("4 bytes")).max(0);
-    let topics = int32(take(4)?);
-    let mut partitions = 0;
-    for _ in 0..topics {
-        let name = i16::from_be_bytes(take(2)?.try_into().expect("2 bytes")).max(0);
-        take(name as usize)?;
-        let count = int32(take(4)?);
-        take(4 * count as usize)?;
-        partitions += count as usize;
-    }
-    Some(partitions)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_assignment_counts_its_partitions() {
-        let mut bytes = vec![0, 0, 0, 0, 0, 2];
-        for topic in ["a", "bc"] {
-            bytes.extend((topic.len() as i16).to_be_bytes());
-            bytes.extend(topic.as_bytes());
-            bytes.extend(2i32.to_be_bytes());
-            bytes.extend(0i32.to_be_bytes());
-            bytes.extend(1i32.to_be_bytes());
-        }
-        assert_eq!(assigned_partitions(&bytes), Some(4));
-        assert_eq!(assigned_partitions(&[0, 0]), None);
-    }
 }

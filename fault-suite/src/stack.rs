@@ -161,7 +161,12 @@ pub(crate) async fn ensure_topics(brokers: &str, prefix: &str) -> anyhow::Result
     let topics = Topics::with_prefix(prefix);
     let created = tokio::time::timeout(
         Duration::from_secs(30),
-        kafka::ensure_topics(brokers, &topics.events(), PARTITIONS, 1),
+        kafka::ensure_topics(
+            &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
+            &topics.events(),
+            PARTITIONS,
+            Some(1),
+        ),
     )
     .await
     .context("creating topics took over 30 s")?;

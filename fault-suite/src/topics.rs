@@ -22,9 +22,12 @@ pub(crate) async fn read_all(
     topics: &[&str],
     within: Duration,
 ) -> anyhow::Result<Vec<OwnedMessage>> {
-    let partitions = kafka::partitions(brokers, topics)
-        .await
-        .context("cannot list the partitions")?;
+    let partitions = kafka::partitions(
+        &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
+        topics,
+    )
+    .await
+    .context("cannot list the partitions")?;
     let ends = {
         let brokers = brokers.to_owned();
         tokio::task::spawn_blocking(move || -> anyhow::Result<HashMap<(String, i32), i64>> {

@@ -10,8 +10,15 @@ use shared_proto::v1::user_service_server::UserServiceServer;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use users_shared::{
-    config::KafkaArgs, db, frontend::Frontend, grpc_metrics::GrpcMetricsLayer, grpc_server,
-    health::Need, kafka, pg_listen, readiness, topics::Topics,
+    config::KafkaArgs,
+    db,
+    frontend::Frontend,
+    grpc_metrics::GrpcMetricsLayer,
+    grpc_server,
+    health::Need,
+    kafka::{self, Cluster},
+    pg_listen, readiness,
+    topics::Topics,
 };
 
 use crate::{
@@ -32,6 +39,8 @@ pub struct App {
     cache: UserCache,
     feed_state: watch::Sender<FeedState>,
     pool: Pool,
+    database: db::Database,
+    cluster: Cluster,
 }
 
 /// How long gRPC waits for the cache feed before serving without it (it catches up later,
@@ -39,17 +48,18 @@ pub struct App {
 const FEED_START_WAIT: Duration = Duration::from_secs(5);
 
 /// Creates the read database when missing and applies its migrations.
-pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
-    db::prepare(database_url, MIGRATIONS, "read")
+pub async fn migrate(database: &db::Database) -> anyhow::Result<()> {
+    db::prepare(database, MIGRATIONS, "read")
         .await
         .context("cannot prepare the read database")
 }
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        migrate(&config.database_url).await?;
-        let pool = db::pool(
-            &config.database_url,
+        let database = config.database()?;
+        let cluster = config.kafka.cluster().map_err(anyhow::Error::msg)?;
+        migrate(&database).await?;
+        let pool = database.pool(
             config.database.database_pool_size.into(),
             config.database.session_limits(),
         )?;
@@ -60,7 +70,7 @@ impl App {
         let cache = UserCache::new(config.cache_capacity, config.cache_ttl, &mut registry);
         let projector_metrics = ProjectorMetrics::register(&mut registry, &topics.events());
         let projector = Projector::new(
-            &config.kafka.brokers,
+            &cluster,
             &config.consumer_group,
             topics,
             pool.clone(),
@@ -71,7 +81,7 @@ impl App {
 
         let (health, health_service) = readiness::dependency_health(
             pool.clone(),
-            &config.kafka.brokers,
+            &cluster,
             config.health.health_check_timeout,
             &mut registry,
         )?;
@@ -109,6 +119,8 @@ impl App {
             cache,
             feed_state,
             pool,
+            database,
+            cluster,
         })
     }
 
@@ -131,7 +143,7 @@ impl App {
         let topics = Topics::with_prefix(&self.config.kafka.topic_prefix);
         let mut feed_started = self.feed_state.subscribe();
         let feed = tokio::spawn(cache_feed::run(
-            self.config.kafka.brokers.clone(),
+            self.cluster.clone(),
             topics.clone(),
             self.cache.clone(),
             self.feed_state,
@@ -139,6 +151,7 @@ impl App {
             background.clone(),
         ));
         let consume = consume(
+            self.cluster.clone(),
             self.config.kafka.clone(),
             topics,
             self.projector,
@@ -146,7 +159,7 @@ impl App {
         );
         let swapped = Arc::new(Notify::new());
         let listen = pg_listen::spawn_listener(
-            self.config.database_url.clone(),
+            self.database.clone(),
             replay::SWAPPED,
             Arc::clone(&swapped),
             background.clone(),
@@ -185,12 +198,13 @@ impl App {
 
 /// Creates the topics, then runs the projector until `shutdown`.
 async fn consume(
+    cluster: Cluster,
     kafka_args: KafkaArgs,
     topics: Topics,
     projector: Projector,
     shutdown: CancellationToken,
 ) {
-    if ensure_topics(&kafka_args, &topics, &shutdown).await {
+    if ensure_topics(&cluster, &kafka_args, &topics, &shutdown).await {
         projector.run(shutdown).await;
     }
 }
@@ -229,6 +243,7 @@ async fn clear_cache_on_swap(
 
 /// Creates the topics (events and dead letters), retrying until the broker answers.
 async fn ensure_topics(
+    cluster: &Cluster,
     kafka_args: &KafkaArgs,
     topics: &Topics,
     shutdown: &CancellationToken,
@@ -238,7 +253,7 @@ async fn ensure_topics(
     let mut backoff = Duration::from_millis(200);
     loop {
         match kafka::ensure_topics(
-            &kafka_args.brokers,
+            cluster,
             &names,
             kafka_args.topic_partitions,
             kafka_args.topic_replication,
@@ -247,7 +262,7 @@ async fn ensure_topics(
         {
             Ok(()) => return true,
             Err(error) => {
-                tracing::warn!(%error, retry_in = ?backoff, "cannot create topics; projector waits")
+                tracing::error!(%error, retry_in = ?backoff, "cannot create the topics; the projector waits")
             }
         }
         tokio::select! {

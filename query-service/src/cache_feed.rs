@@ -18,7 +18,10 @@ use rdkafka::{
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use users_shared::{kafka, topics::Topics};
+use users_shared::{
+    kafka::{self, Cluster},
+    topics::Topics,
+};
 use uuid::Uuid;
 
 use crate::{cache::UserCache, user_change::UserChange};
@@ -48,7 +51,7 @@ pub fn state() -> (watch::Sender<FeedState>, watch::Receiver<FeedState>) {
 
 /// Runs until `shutdown`, looking for new partitions every `partition_refresh`.
 pub async fn run(
-    brokers: String,
+    cluster: Cluster,
     topics: Topics,
     cache: UserCache,
     state: watch::Sender<FeedState>,
@@ -57,7 +60,7 @@ pub async fn run(
 ) {
     let mut backoff = Duration::from_millis(200);
     let (consumer, mut assigned) = loop {
-        match start(&brokers, &topics).await {
+        match start(&cluster, &topics).await {
             Ok(started) => break started,
             Err(error) => {
                 tracing::warn!(%error, retry_in = ?backoff, "cache feed cannot start yet");
@@ -80,7 +83,7 @@ pub async fn run(
         let received = tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = refresh.tick() => {
-                if let Err(error) = take_new_partitions(&brokers, &topics, &consumer, &mut assigned).await {
+                if let Err(error) = take_new_partitions(&cluster, &topics, &consumer, &mut assigned).await {
                     tracing::debug!(%error, "cache feed cannot look for new partitions");
                 }
                 continue;
@@ -116,10 +119,11 @@ pub async fn run(
 /// A consumer assigned every partition of the event topics at its current end (a replica's
 /// cache starts empty), and those partitions.
 async fn start(
-    brokers: &str,
+    cluster: &Cluster,
     topics: &Topics,
 ) -> Result<(Arc<StreamConsumer>, HashSet<(String, i32)>), KafkaError> {
-    let consumer: StreamConsumer = kafka::client_config(brokers, "query-service-cache-feed")
+    let consumer: StreamConsumer = cluster
+        .client_config("query-service-cache-feed")
         // Never joins or commits for this group; librdkafka wants one all the same.
         .set(
             "group.id",
@@ -129,7 +133,7 @@ async fn start(
         .set("fetch.wait.max.ms", "10")
         .create()?;
     let consumer = Arc::new(consumer);
-    let partitions = kafka::partitions(brokers, &topics.events()).await?;
+    let partitions = kafka::partitions(cluster, &topics.events()).await?;
     if partitions.is_empty() {
         return Err(KafkaError::MetadataFetch(
             rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
@@ -161,12 +165,12 @@ fn at_their_end(
 
 /// Adds partitions created since the last look, from their first record.
 async fn take_new_partitions(
-    brokers: &str,
+    cluster: &Cluster,
     topics: &Topics,
     consumer: &StreamConsumer,
     assigned: &mut HashSet<(String, i32)>,
 ) -> Result<(), KafkaError> {
-    let partitions = kafka::partitions(brokers, &topics.events()).await?;
+    let partitions = kafka::partitions(cluster, &topics.events()).await?;
     let new = not_yet(assigned, &partitions);
     if new.is_empty() {
         return Ok(());

@@ -29,6 +29,8 @@ pub enum Command {
     Serve,
     /// Apply the read database's migrations and exit (e.g. as a Kubernetes Job).
     Migrate,
+    /// Exit 0 if the service on HTTP_ADDR is ready, 1 if not: a container health check.
+    Healthcheck,
     /// Rebuild the read model from the earliest offsets into a shadow table, then swap it
     /// in, while running replicas keep serving.
     Replay,
@@ -107,6 +109,13 @@ fn parse_secret(text: &str) -> Result<String, String> {
         return Err("must be at least 16 bytes".to_owned());
     }
     Ok(text.to_owned())
+}
+
+impl Config {
+    /// The database of `DATABASE_URL`, reached as the database settings say.
+    pub fn database(&self) -> Result<users_shared::db::Database, users_shared::db::DbError> {
+        self.database.database(&self.database_url)
+    }
 }
 
 #[cfg(test)]

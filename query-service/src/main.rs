@@ -5,15 +5,27 @@ use query_service::{
     replay,
 };
 use tokio_util::sync::CancellationToken;
-use users_shared::{shutdown, telemetry};
+use users_shared::{http, shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Healthcheck) = cli.command {
+        if let Err(why) = http::check_readiness(cli.config.http_addr).await {
+            eprintln!("not ready: {why}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     let telemetry = telemetry::init("query-service", &cli.config.telemetry)?;
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => app::migrate(&cli.config.database_url).await,
+        Command::Migrate => match cli.config.database() {
+            Ok(database) => app::migrate(&database).await,
+            Err(error) => Err(error.into()),
+        },
         Command::Replay => replay::replay(&cli.config).await.map(|_| ()),
+        // Answered before telemetry starts.
+        Command::Healthcheck => Ok(()),
         Command::Serve => {
             let app = App::build(cli.config).await?;
             let stop = CancellationToken::new();

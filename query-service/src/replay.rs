@@ -52,9 +52,10 @@ pub struct ReplayReport {
 }
 
 pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
-    app::migrate(&config.database_url).await?;
+    let database = config.database()?;
+    app::migrate(&database).await?;
     // Held by this session until the replay ends, however it ends.
-    let lock = db::connect(&config.database_url).await?;
+    let lock = database.connect().await?;
     let locked: bool = lock
         .query_one("SELECT pg_try_advisory_lock($1)", &[&REPLAY_LOCK])
         .await?
@@ -63,11 +64,11 @@ pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
         return Err(ReplayRunning.into());
     }
     // The swap merges the whole live table: no statement limit suits every size.
-    let pool = db::pool(&config.database_url, 2, db::SessionLimits::NONE)?;
+    let pool = database.pool(2, db::SessionLimits::NONE)?;
     let topics = Topics::with_prefix(&config.kafka.topic_prefix);
-    let brokers = &config.kafka.brokers;
+    let cluster = config.kafka.cluster().map_err(anyhow::Error::msg)?;
     kafka::ensure_topics(
-        brokers,
+        &cluster,
         &topics.events(),
         config.kafka.topic_partitions,
         config.kafka.topic_replication,
@@ -89,7 +90,8 @@ pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
     // brings in whatever the live projector wrote since.
     let mut remaining: HashMap<(String, i32), i64> = HashMap::new();
     let mut assignment = TopicPartitionList::new();
-    let consumer: StreamConsumer = kafka::client_config(brokers, "query-service-replay")
+    let consumer: StreamConsumer = cluster
+        .client_config("query-service-replay")
         .set(
             "group.id",
             format!("query-service-replay-{}", Uuid::new_v4()),
@@ -97,7 +99,7 @@ pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "10")
         .create()?;
-    for (topic, partition) in kafka::partitions(brokers, &topics.events()).await? {
+    for (topic, partition) in kafka::partitions(&cluster, &topics.events()).await? {
         let (low, high) = consumer
             .fetch_watermarks(&topic, partition, Duration::from_secs(10))
             .with_context(|| format!("cannot read the offsets of {topic}/{partition}"))?;

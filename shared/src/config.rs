@@ -28,9 +28,99 @@ pub struct KafkaArgs {
     #[arg(long = "kafka-topic-partitions", env = "KAFKA_TOPIC_PARTITIONS", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=1024))]
     pub topic_partitions: i32,
 
-    /// Replication factor of each topic when the service creates it.
-    #[arg(long = "kafka-topic-replication", env = "KAFKA_TOPIC_REPLICATION", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
-    pub topic_replication: i32,
+    /// Replication factor of each topic when the service creates it. Unset: as many
+    /// replicas as the cluster has brokers, three at most.
+    #[arg(long = "kafka-topic-replication", env = "KAFKA_TOPIC_REPLICATION", value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub topic_replication: Option<i32>,
+
+    /// How clients reach the brokers.
+    #[arg(long = "kafka-security-protocol", env = "KAFKA_SECURITY_PROTOCOL", value_enum, default_value_t = SecurityProtocol::Plaintext)]
+    pub security_protocol: SecurityProtocol,
+
+    /// SASL mechanism, with a sasl_* protocol.
+    #[arg(long = "kafka-sasl-mechanism", env = "KAFKA_SASL_MECHANISM", value_enum, default_value_t = SaslMechanism::ScramSha512)]
+    pub sasl_mechanism: SaslMechanism,
+
+    /// SASL user name, with a sasl_* protocol.
+    #[arg(long = "kafka-sasl-username", env = "KAFKA_SASL_USERNAME")]
+    pub sasl_username: Option<String>,
+
+    /// SASL password, with a sasl_* protocol. Best given in the environment, from a Secret.
+    #[arg(
+        long = "kafka-sasl-password",
+        env = "KAFKA_SASL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub sasl_password: Option<String>,
+
+    /// CA certificates (PEM) the brokers' certificates must chain to, with an ssl or sasl_ssl
+    /// protocol. Without it: the system's CA store.
+    #[arg(long = "kafka-ssl-ca-file", env = "KAFKA_SSL_CA_FILE")]
+    pub ssl_ca_file: Option<std::path::PathBuf>,
+}
+
+/// librdkafka's `security.protocol`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+/// librdkafka's `sasl.mechanism` (GSSAPI is not built in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SaslMechanism {
+    #[value(name = "PLAIN")]
+    Plain,
+    #[value(name = "SCRAM-SHA-256")]
+    ScramSha256,
+    #[value(name = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl KafkaArgs {
+    /// The cluster as these settings reach it; a clear error when they are incomplete (a
+    /// SASL protocol without its credentials, a CA file that cannot be read).
+    pub fn cluster(&self) -> Result<crate::kafka::Cluster, String> {
+        let protocol = match self.security_protocol {
+            SecurityProtocol::Plaintext => "plaintext",
+            SecurityProtocol::Ssl => "ssl",
+            SecurityProtocol::SaslPlaintext => "sasl_plaintext",
+            SecurityProtocol::SaslSsl => "sasl_ssl",
+        };
+        let mut security = vec![("security.protocol", protocol.to_owned())];
+        if matches!(
+            self.security_protocol,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        ) {
+            let (Some(username), Some(password)) = (&self.sasl_username, &self.sasl_password)
+            else {
+                return Err(format!(
+                    "KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+                ));
+            };
+            let mechanism = match self.sasl_mechanism {
+                SaslMechanism::Plain => "PLAIN",
+                SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+                SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            };
+            security.push(("sasl.mechanism", mechanism.to_owned()));
+            security.push(("sasl.username", username.clone()));
+            security.push(("sasl.password", password.clone()));
+        }
+        if let Some(ca_file) = &self.ssl_ca_file {
+            std::fs::File::open(ca_file).map_err(|error| {
+                format!(
+                    "cannot read KAFKA_SSL_CA_FILE {}: {error}",
+                    ca_file.display()
+                )
+            })?;
+            security.push(("ssl.ca.location", ca_file.display().to_string()));
+        }
+        Ok(crate::kafka::Cluster::secured(&self.brokers, security))
+    }
 }
 
 /// How the service uses its database, besides which one (each service has its own URL).
@@ -41,6 +131,11 @@ pub struct DatabaseArgs {
     /// for migrations, replays and operators.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub database_pool_size: u16,
+
+    /// CA certificates (PEM) that the database's certificate must chain to, for sslmode
+    /// verify-ca and verify-full (and require, as libpq does). Without it: the Mozilla roots.
+    #[arg(long, env = "DATABASE_CA_FILE")]
+    pub database_ca_file: Option<std::path::PathBuf>,
 
     /// Longest a statement may run before Postgres cancels it ("0s": no limit). Bounds what
     /// a stuck query can hold: a connection, locks, a caller.
@@ -54,6 +149,11 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
+    /// The database at `url`, reached as this configuration says.
+    pub fn database(&self, url: &str) -> Result<crate::db::Database, crate::db::DbError> {
+        crate::db::Database::new(url, self.database_ca_file.as_deref())
+    }
+
     pub fn session_limits(&self) -> crate::db::SessionLimits {
         crate::db::SessionLimits {
             statement_timeout: self.database_statement_timeout,
@@ -109,7 +209,8 @@ pub struct ShutdownArgs {
 
 /// Accepts a Postgres URL that names a database.
 pub fn parse_database_url(text: &str) -> Result<String, String> {
-    let config: tokio_postgres::Config = text.parse().map_err(|error| format!("{error}"))?;
+    let (_, url) = crate::db_tls::split_ssl_mode(text).map_err(|error| error.to_string())?;
+    let config: tokio_postgres::Config = url.parse().map_err(|error| format!("{error}"))?;
     if config.get_dbname().is_none() {
         return Err("the URL must name a database".to_owned());
     }
@@ -138,6 +239,39 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn kafka(args: &[&str]) -> Result<crate::kafka::Cluster, String> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            kafka: KafkaArgs,
+        }
+        let cli = <Cli as clap::Parser>::try_parse_from(
+            std::iter::once("test").chain(args.iter().copied()),
+        )
+        .map_err(|error| error.to_string())?;
+        cli.kafka.cluster()
+    }
+
+    #[test]
+    fn sasl_needs_its_credentials_and_a_ca_file_must_be_readable() {
+        let missing = kafka(&["--kafka-security-protocol=sasl_ssl"]).unwrap_err();
+        assert!(missing.contains("KAFKA_SASL_USERNAME"), "{missing}");
+        let cluster = kafka(&[
+            "--kafka-security-protocol=sasl_plaintext",
+            "--kafka-sasl-mechanism=SCRAM-SHA-256",
+            "--kafka-sasl-username=users",
+            "--kafka-sasl-password=secret",
+        ])
+        .unwrap();
+        assert!(format!("{cluster:?}").contains("SCRAM-SHA-256"));
+        let unreadable = kafka(&[
+            "--kafka-security-protocol=ssl",
+            "--kafka-ssl-ca-file=/nonexistent.pem",
+        ])
+        .unwrap_err();
+        assert!(unreadable.contains("/nonexistent.pem"), "{unreadable}");
+    }
 
     #[test]
     fn durations_parse_with_their_unit() {

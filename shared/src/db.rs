@@ -1,15 +1,26 @@
-//! Postgres setup: the connection pool, creating the database when it is missing, and
-//! migrations.
+//! Postgres setup: where a database is and how to reach it (TLS as its URL's sslmode asks),
+//! the connection pool, creating the database when it is missing, and migrations.
 
-use std::time::Duration;
+use std::{
+    path::Path,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::{Client, NoTls, error::SqlState};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Socket, error::SqlState};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::db_tls::{self, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("invalid database URL: {0}")]
     Url(#[source] tokio_postgres::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("the database URL names no database")]
     NoDatabaseName,
     #[error("cannot build the connection pool: {0}")]
@@ -59,58 +70,142 @@ impl SessionLimits {
     }
 }
 
-/// Builds a pool of at most `max_size` connections, each under `limits`. Connections open
-/// lazily; one the server closed is dropped at its next checkout, so the pool heals by
-/// itself after Postgres restarts or terminates its sessions.
-pub fn pool(url: &str, max_size: usize, limits: SessionLimits) -> Result<Pool, DbError> {
-    let mut config: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
-    limits.apply(&mut config);
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
+/// A database and how to reach it: the settings of its URL, and TLS as the URL's sslmode
+/// asks (see `db_tls`), checked against `ca_file` when one is given.
+#[derive(Clone)]
+pub struct Database {
+    config: tokio_postgres::Config,
+    tls: Option<MakeRustlsConnect>,
+}
+
+impl Database {
+    pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, DbError> {
+        let (mode, url) = db_tls::split_ssl_mode(url)?;
+        Ok(Self {
+            config: url.parse().map_err(DbError::Url)?,
+            tls: db_tls::connector(mode, ca_file)?,
+        })
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.config.get_dbname()
+    }
+
+    /// The same server, another database.
+    pub fn sibling(&self, name: &str) -> Self {
+        let mut other = self.clone();
+        other.config.dbname(name);
+        other
+    }
+
+    /// A pool of at most `max_size` connections, each under `limits`. Connections open
+    /// lazily; one the server closed is dropped at its next checkout, so the pool heals by
+    /// itself after Postgres restarts or terminates its sessions.
+    pub fn pool(&self, max_size: usize, limits: SessionLimits) -> Result<Pool, DbError> {
+        let mut config = self.config.clone();
+        limits.apply(&mut config);
+        let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Ok(Pool::builder(manager)
-        .max_size(max_size)
-        .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(Duration::from_secs(5)))
-        .create_timeout(Some(Duration::from_secs(5)))
-        .build()?)
+        };
+        let manager = match &self.tls {
+            None => Manager::from_config(config, NoTls, manager_config),
+            Some(tls) => Manager::from_config(config, tls.clone(), manager_config),
+        };
+        Ok(Pool::builder(manager)
+            .max_size(max_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .build()?)
+    }
+
+    /// One connection outside any pool, driven on a background task.
+    pub async fn connect(&self) -> Result<Client, DbError> {
+        let (client, connection) = self.connect_raw().await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "postgres connection closed");
+            }
+        });
+        Ok(client)
+    }
+
+    /// One connection whose messages (notifications) the caller reads.
+    pub async fn connect_raw(&self) -> Result<(Client, RawConnection), tokio_postgres::Error> {
+        Ok(match &self.tls {
+            None => {
+                let (client, connection) = self.config.connect(NoTls).await?;
+                (client, RawConnection(Box::new(connection)))
+            }
+            Some(tls) => {
+                let (client, connection) = self.config.connect(tls.clone()).await?;
+                (client, RawConnection(Box::new(connection)))
+            }
+        })
+    }
 }
 
-/// Opens one connection outside any pool, driving it on a background task.
-pub async fn connect(url: &str) -> Result<Client, DbError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "postgres connection closed");
+/// A connection over plain TCP or TLS; as a future, it runs until closed.
+pub struct RawConnection(Box<dyn ReadsMessages>);
+
+trait ReadsMessages: Send {
+    fn poll_message(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<AsyncMessage, tokio_postgres::Error>>>;
+}
+
+impl<T> ReadsMessages for Connection<Socket, T>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    fn poll_message(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<AsyncMessage, tokio_postgres::Error>>> {
+        Connection::poll_message(self, cx)
+    }
+}
+
+impl RawConnection {
+    /// The next notification or notice, once the connection has one.
+    pub fn poll_message(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<AsyncMessage, tokio_postgres::Error>>> {
+        self.0.poll_message(cx)
+    }
+}
+
+impl std::future::Future for RawConnection {
+    type Output = Result<(), tokio_postgres::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match this.0.poll_message(cx) {
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
         }
-    });
-    Ok(client)
+    }
 }
 
-/// Creates the database the URL names when it does not exist yet, through the `postgres`
-/// maintenance database of the same server. Lets a developer machine, CI and each test start
-/// from nothing.
-pub async fn ensure_database(url: &str) -> Result<(), DbError> {
-    let config: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
-    let name = config
-        .get_dbname()
-        .ok_or(DbError::NoDatabaseName)?
-        .to_owned();
-    match config.connect(NoTls).await {
+/// Creates the database when it does not exist yet, through the `postgres` maintenance
+/// database of the same server. Lets a developer machine, CI and each test start from
+/// nothing.
+pub async fn ensure_database(database: &Database) -> Result<(), DbError> {
+    let name = database.name().ok_or(DbError::NoDatabaseName)?.to_owned();
+    match database.connect_raw().await {
         Ok(_) => return Ok(()),
         Err(error) if error.code() != Some(&SqlState::INVALID_CATALOG_NAME) => {
             return Err(error.into());
         }
         Err(_) => {}
     }
-    let mut maintenance = config.clone();
-    maintenance.dbname("postgres");
-    let (client, connection) = maintenance.connect(NoTls).await?;
-    tokio::spawn(connection);
+    let client = database.sibling("postgres").connect().await?;
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
     match client
         .batch_execute(&format!("CREATE DATABASE {quoted}"))
@@ -123,17 +218,17 @@ pub async fn ensure_database(url: &str) -> Result<(), DbError> {
     }
 }
 
-/// Creates the database the URL names when missing, then applies `migrations`; `what`
-/// names the database in the log line and errors ("write", "read").
+/// Creates the database when missing, then applies `migrations`; `what` names the database
+/// in the log line and errors ("write", "read").
 pub async fn prepare(
-    database_url: &str,
+    database: &Database,
     migrations: &[Migration],
     what: &str,
 ) -> Result<(), DbError> {
-    ensure_database(database_url).await.inspect_err(|error| {
+    ensure_database(database).await.inspect_err(|error| {
         tracing::error!(%error, "cannot reach or create the {what} database");
     })?;
-    let mut client = connect(database_url).await?;
+    let mut client = database.connect().await?;
     let applied = migrate(&mut client, migrations).await?;
     tracing::info!(?applied, "{what} database migrated");
     Ok(())

@@ -73,3 +73,45 @@ async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
         ),
     }
 }
+
+/// `healthcheck`: whether the service listening on `addr` answers its readiness with 200,
+/// within two seconds. For container health checks, in images with no shell or HTTP client;
+/// it touches nothing but that port. An unspecified address (0.0.0.0, ::) means this host.
+pub async fn check_readiness(addr: std::net::SocketAddr) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|error| format!("cannot connect to {addr}: {error}"))?;
+        stream
+            .write_all(b"GET /health-check/readiness HTTP/1.0\r\n\r\n")
+            .await
+            .map_err(|error| error.to_string())?;
+        let mut answer = Vec::new();
+        stream
+            .read_to_end(&mut answer)
+            .await
+            .map_err(|error| error.to_string())?;
+        let answer = String::from_utf8_lossy(&answer);
+        let status = answer.split_whitespace().nth(1).unwrap_or_default();
+        if status == "200" {
+            Ok(())
+        } else {
+            Err(format!(
+                "readiness answered {status}: {}",
+                answer.lines().last().unwrap_or_default()
+            ))
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(2), ask)
+        .await
+        .map_err(|_| format!("no answer from {addr} within 2 s"))?
+}

@@ -1,4 +1,5 @@
-//! Kafka clients: common configuration, topic creation and the broker probe.
+//! Kafka clients: where the cluster is and how to reach it (TLS, SASL), topic creation and
+//! the broker probe.
 
 use std::time::Duration;
 
@@ -12,8 +13,67 @@ use rdkafka::{
     producer::FutureProducer,
 };
 
-/// Configuration every client of the services starts from.
-pub fn client_config(brokers: &str, client_id: &str) -> ClientConfig {
+/// A Kafka cluster and how to reach it: its bootstrap brokers, and the librdkafka security
+/// settings (`security.protocol`, `sasl.*`, `ssl.ca.location`) every client gets.
+#[derive(Clone)]
+pub struct Cluster {
+    brokers: String,
+    security: Vec<(&'static str, String)>,
+}
+
+impl Cluster {
+    /// Brokers reached over plain TCP with no authentication (a developer's broker).
+    pub fn plaintext(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            security: Vec::new(),
+        }
+    }
+
+    /// Brokers reached with these librdkafka security settings.
+    pub fn secured(brokers: impl Into<String>, security: Vec<(&'static str, String)>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            security,
+        }
+    }
+
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// Configuration every client of the services starts from.
+    pub fn client_config(&self, client_id: &str) -> ClientConfig {
+        let mut config = client_config(&self.brokers, client_id);
+        for (key, value) in &self.security {
+            config.set(*key, value);
+        }
+        config
+    }
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: Vec<(&str, &str)> = self
+            .security
+            .iter()
+            .map(|(key, value)| {
+                let value = if key.contains("password") {
+                    "<redacted>"
+                } else {
+                    value.as_str()
+                };
+                (*key, value)
+            })
+            .collect();
+        f.debug_struct("Cluster")
+            .field("brokers", &self.brokers)
+            .field("security", &shown)
+            .finish()
+    }
+}
+
+fn client_config(brokers: &str, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", brokers)
@@ -60,16 +120,36 @@ impl Drop for Producer {
     }
 }
 
+/// Why topics could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error(
+        "the broker refused to create topic {topic} ({code}) with {partitions} partition(s) \
+         and replication factor {replication} on a cluster of {brokers} broker(s)"
+    )]
+    Refused {
+        topic: String,
+        code: RDKafkaErrorCode,
+        partitions: i32,
+        replication: i32,
+        brokers: usize,
+    },
+}
+
 /// Creates the topics that do not exist yet. Topics keep every event (no time or size
-/// retention): they are what a read model is rebuilt from.
+/// retention): they are what a read model is rebuilt from. Without a `replication` factor,
+/// each partition gets as many replicas as the cluster has brokers, three at most.
 pub async fn ensure_topics(
-    brokers: &str,
+    cluster: &Cluster,
     topics: &[&str],
     partitions: i32,
-    replication: i32,
-) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(brokers, "users-admin").create()?;
+    replication: Option<i32>,
+) -> Result<(), TopicError> {
+    let brokers = broker_count(cluster).await?;
+    let replication = replication.unwrap_or_else(|| default_replication(brokers));
+    let admin: AdminClient<DefaultClientContext> = cluster.client_config("users-admin").create()?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|name| {
@@ -83,13 +163,35 @@ pub async fn ensure_topics(
         match result {
             Ok(name) => tracing::info!(topic = %name, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => {
-                tracing::warn!(topic = %name, %code, "cannot create topic");
-                return Err(KafkaError::AdminOp(code));
+            Err((topic, code)) => {
+                return Err(TopicError::Refused {
+                    topic,
+                    code,
+                    partitions,
+                    replication,
+                    brokers,
+                });
             }
         }
     }
     Ok(())
+}
+
+/// The replication factor a topic gets when none is configured.
+fn default_replication(brokers: usize) -> i32 {
+    brokers.clamp(1, 3) as i32
+}
+
+/// How many brokers the cluster's metadata lists.
+async fn broker_count(cluster: &Cluster) -> Result<usize, KafkaError> {
+    let consumer: BaseConsumer = cluster.client_config("users-metadata").create()?;
+    tokio::task::spawn_blocking(move || {
+        consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map(|metadata| metadata.brokers().len())
+    })
+    .await
+    .unwrap_or(Err(KafkaError::Canceled))
 }
 
 /// Asks a broker for cluster metadata: the readiness probe for Kafka.
@@ -98,9 +200,9 @@ pub struct BrokerProbe {
 }
 
 impl BrokerProbe {
-    pub fn new(brokers: &str) -> Result<Self, KafkaError> {
+    pub fn new(cluster: &Cluster) -> Result<Self, KafkaError> {
         Ok(Self {
-            consumer: client_config(brokers, "users-probe").create()?,
+            consumer: cluster.client_config("users-probe").create()?,
         })
     }
 
@@ -118,8 +220,11 @@ impl BrokerProbe {
 }
 
 /// Every (topic, partition) of the given topics, from the cluster's metadata.
-pub async fn partitions(brokers: &str, topics: &[&str]) -> Result<Vec<(String, i32)>, KafkaError> {
-    let consumer: BaseConsumer = client_config(brokers, "users-metadata").create()?;
+pub async fn partitions(
+    cluster: &Cluster,
+    topics: &[&str],
+) -> Result<Vec<(String, i32)>, KafkaError> {
+    let consumer: BaseConsumer = cluster.client_config("users-metadata").create()?;
     let topics: Vec<String> = topics.iter().map(|topic| (*topic).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
         let mut partitions = Vec::new();
@@ -138,6 +243,30 @@ pub async fn partitions(brokers: &str, topics: &[&str]) -> Result<Vec<(String, i
     .unwrap_or_else(|_| Err(KafkaError::Canceled))
 }
 
+/// How many partitions a consumer-protocol assignment (a group member's, as DescribeGroups
+/// returns it) holds: version (i16), then an array (i32 length) of topic (i16 length +
+/// bytes) with an array (i32 length) of partitions (i32). `None` when malformed.
+pub fn assigned_partitions(bytes: &[u8]) -> Option<usize> {
+    let mut rest = bytes.get(2..)?;
+    let mut take = |width: usize| -> Option<&[u8]> {
+        let (field, after) = (rest.get(..width)?, rest.get(width..)?);
+        rest = after;
+        Some(field)
+    };
+    let int32 =
+        |field: &[u8]| i32::from_be_bytes([field[0], field[1], field[2], field[3]]).max(0) as usize;
+    let topics = int32(take(4)?);
+    let mut partitions = 0;
+    for _ in 0..topics {
+        let name = take(2)?;
+        take(i16::from_be_bytes([name[0], name[1]]).max(0) as usize)?;
+        let count = int32(take(4)?);
+        take(4 * count)?;
+        partitions += count;
+    }
+    Some(partitions)
+}
+
 /// The value of a record's header, when it is there and UTF-8.
 pub fn header<'a, M: Message>(record: &'a M, name: &str) -> Option<&'a str> {
     let headers = record.headers()?;
@@ -145,4 +274,64 @@ pub fn header<'a, M: Message>(record: &'a M, name: &str) -> Option<&'a str> {
         .iter()
         .find(|header| header.key == name)
         .and_then(|header| std::str::from_utf8(header.value?).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replication_follows_the_cluster_up_to_three() {
+        assert_eq!(default_replication(0), 1);
+        assert_eq!(default_replication(1), 1);
+        assert_eq!(default_replication(2), 2);
+        assert_eq!(default_replication(5), 3);
+    }
+
+    #[test]
+    fn clients_take_tls_and_sasl_scram_settings() {
+        // librdkafka refuses these at creation when built without OpenSSL.
+        let cluster = Cluster::secured(
+            "127.0.0.1:1",
+            vec![
+                ("security.protocol", "sasl_ssl".to_owned()),
+                ("sasl.mechanism", "SCRAM-SHA-512".to_owned()),
+                ("sasl.username", "users".to_owned()),
+                ("sasl.password", "secret".to_owned()),
+            ],
+        );
+        let created: Result<BaseConsumer, _> = cluster.client_config("test").create();
+        assert!(created.is_ok(), "{:?}", created.err());
+    }
+
+    #[test]
+    fn a_cluster_never_prints_its_password() {
+        let cluster = Cluster::secured(
+            "b:9093",
+            vec![
+                ("sasl.username", "users".to_owned()),
+                ("sasl.password", "hunter22".to_owned()),
+            ],
+        );
+        let printed = format!("{cluster:?}");
+        assert!(
+            printed.contains("users") && !printed.contains("hunter22"),
+            "{printed}"
+        );
+    }
+
+    #[test]
+    fn an_assignment_counts_its_partitions() {
+        let mut bytes = vec![0, 0, 0, 0, 0, 2];
+        for topic in ["a", "bc"] {
+            bytes.extend((topic.len() as i16).to_be_bytes());
+            bytes.extend(topic.as_bytes());
+            bytes.extend(2i32.to_be_bytes());
+            bytes.extend(0i32.to_be_bytes());
+            bytes.extend(1i32.to_be_bytes());
+        }
+        assert_eq!(assigned_partitions(&bytes), Some(4));
+        assert_eq!(assigned_partitions(&[0, 0]), None);
+        assert_eq!(assigned_partitions(&bytes[..bytes.len() - 2]), None);
+    }
 }

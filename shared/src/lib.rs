@@ -4,6 +4,7 @@ pub mod config;
 pub mod country;
 pub mod db;
 pub mod db_failure;
+pub mod db_tls;
 pub mod event_headers;
 pub mod frontend;
 pub mod grpc_deadline;

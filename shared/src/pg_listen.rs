@@ -5,14 +5,16 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
+
+use crate::db::Database;
 
 /// Keeps a connection listening on `channel`, reconnecting after failures, until `shutdown`.
 /// Every notification, and every (re)connection (notifications sent while no one listened
 /// are lost), calls `notify_one` on `wake`.
 pub fn spawn_listener(
-    database_url: String,
+    database: Database,
     channel: &'static str,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
@@ -20,7 +22,7 @@ pub fn spawn_listener(
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(200);
         while !shutdown.is_cancelled() {
-            match listen(&database_url, channel, &wake, &shutdown).await {
+            match listen(&database, channel, &wake, &shutdown).await {
                 Ok(()) => return,
                 Err(error) => {
                     tracing::warn!(%error, channel, retry_in = ?backoff, "LISTEN connection lost");
@@ -36,12 +38,12 @@ pub fn spawn_listener(
 }
 
 async fn listen(
-    database_url: &str,
+    database: &Database,
     channel: &str,
     wake: &Notify,
     shutdown: &CancellationToken,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
+    let (client, mut connection) = database.connect_raw().await?;
     let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
     let statement = format!("LISTEN {channel}");
     let listen = client.batch_execute(&statement);

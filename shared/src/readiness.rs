@@ -20,7 +20,7 @@ use crate::{
 /// `user.v1.UserService`. `timeout` bounds the broker's metadata call.
 pub fn dependency_health(
     pool: Pool,
-    brokers: &str,
+    cluster: &crate::kafka::Cluster,
     timeout: std::time::Duration,
     registry: &mut Registry,
 ) -> Result<(Health, HealthServer<impl GrpcHealth>), rdkafka::error::KafkaError> {
@@ -37,7 +37,7 @@ pub fn dependency_health(
                 .map_err(|error| error.to_string())
         }
     });
-    let probe = Arc::new(BrokerProbe::new(brokers)?);
+    let probe = Arc::new(BrokerProbe::new(cluster)?);
     health.add_check("kafka", Need::Informational, move || {
         let probe = Arc::clone(&probe);
         async move {

@@ -23,12 +23,17 @@ pub fn brokers() -> String {
     std::env::var("TEST_KAFKA_BROKERS").unwrap_or_else(|_| DEFAULT_BROKERS.to_owned())
 }
 
+/// The test broker as a cluster (plain TCP, no authentication).
+pub fn cluster() -> crate::kafka::Cluster {
+    crate::kafka::Cluster::plaintext(brokers())
+}
+
 /// Fails the test, saying how to start one, when no broker answers. Checked once per binary.
 pub fn require_broker() {
     static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
     let result = CHECKED.get_or_init(|| {
         let brokers = brokers();
-        BrokerProbe::new(&brokers)
+        BrokerProbe::new(&crate::kafka::Cluster::plaintext(&brokers))
             .map_err(|error| error.to_string())
             .and_then(|probe| probe.check(Duration::from_secs(5)))
             .map_err(|error| {
@@ -207,7 +212,8 @@ impl TestDatabase {
         require_broker_on_blocking_thread().await;
         let name = format!("users_test_{}", Uuid::new_v4().simple());
         let url = format!("{SERVER}/{name}");
-        crate::db::ensure_database(&url)
+        let database = crate::db::Database::new(&url, None).expect("a valid URL");
+        crate::db::ensure_database(&database)
             .await
             .unwrap_or_else(|error| {
                 panic!("cannot create a test database on {SERVER} ({error}); is Postgres running?")

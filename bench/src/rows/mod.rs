@@ -18,3 +18,10 @@ pub(crate) async fn client(
 pub(crate) fn unique(what: &str) -> String {
     format!("bench-{what}-{}", uuid::Uuid::new_v4().simple())
 }
+
+/// `url` without TLS, for the services and pgbench alike: the figures compare the work
+/// done, not transport encryption, and libpq (pgbench) would otherwise encrypt while a
+/// service told nothing would too.
+pub(crate) fn plain(url: &str) -> String {
+    format!("{url}?sslmode=disable")
+}

@@ -31,7 +31,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         &bench.cores,
         bench.binary("query-service"),
         &[
-            format!("--database-url={}", db.url),
+            format!("--database-url={}", super::plain(&db.url)),
             format!("--kafka-brokers={}", test_support::brokers()),
             format!("--kafka-topic-prefix={}.", unique("reads")),
             format!("--kafka-consumer-group={}", unique("reads")),
@@ -257,7 +257,12 @@ async fn list_users(bench: &Bench, query: &Service, db: &TestDatabase) -> anyhow
         })
         .await?;
         check(&listed, "ListUsers")?;
-        let select = pgbench::run(&db.url, &script, bench.concurrency, bench.seconds)?;
+        let select = pgbench::run(
+            &super::plain(&db.url),
+            &script,
+            bench.concurrency,
+            bench.seconds,
+        )?;
         rows.push(
             Row::new(
                 bench.figure(&format!(
@@ -281,7 +286,12 @@ async fn list_users(bench: &Bench, query: &Service, db: &TestDatabase) -> anyhow
     })
     .await?;
     check(&alone, "ListUsers, one caller")?;
-    let select = pgbench::run(&db.url, &page_sql(""), 1, bench.seconds.min(3))?;
+    let select = pgbench::run(
+        &super::plain(&db.url),
+        &page_sql(""),
+        1,
+        bench.seconds.min(3),
+    )?;
     rows.push(
         Row::new(
             bench.figure("ListUsers, first page, one caller"),

@@ -23,7 +23,13 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let brokers = test_support::brokers();
     let prefix = format!("{}.", unique("replay"));
     let topics = Topics::with_prefix(&prefix);
-    kafka::ensure_topics(&brokers, &topics.events(), PARTITIONS, 1).await?;
+    kafka::ensure_topics(
+        &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
+        &topics.events(),
+        PARTITIONS,
+        Some(1),
+    )
+    .await?;
     produce(&brokers, &topics, bench.replay_events).await?;
 
     let started = Instant::now();
@@ -41,7 +47,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         None => std::process::Command::new(&binary),
     };
     command
-        .arg(format!("--database-url={}", db.url))
+        .arg(format!("--database-url={}", super::plain(&db.url)))
         .arg(format!("--kafka-brokers={brokers}"))
         .arg(format!("--kafka-topic-prefix={prefix}"))
         .arg("replay")
@@ -83,7 +89,8 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
 
 /// `count` creations of distinct users, as the relay would write them.
 async fn produce(brokers: &str, topics: &Topics, count: usize) -> anyhow::Result<()> {
-    let producer: FutureProducer = kafka::client_config(brokers, "bench-replay")
+    let producer: FutureProducer = users_shared::kafka::Cluster::plaintext(brokers.to_owned())
+        .client_config("bench-replay")
         .set("linger.ms", "5")
         .set("batch.num.messages", "1000")
         .create()?;
@@ -143,7 +150,8 @@ async fn produce(brokers: &str, topics: &Topics, count: usize) -> anyhow::Result
 /// Reads every partition of the event topics from the start until it has read `count`
 /// records (tansu's reported ends fall short of each partition's last batch).
 async fn read_all(brokers: &str, topics: &Topics, count: usize) -> anyhow::Result<()> {
-    let consumer: StreamConsumer = kafka::client_config(brokers, "bench-bare-consumer")
+    let consumer: StreamConsumer = users_shared::kafka::Cluster::plaintext(brokers.to_owned())
+        .client_config("bench-bare-consumer")
         .set("group.id", unique("bare"))
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "10")

@@ -31,7 +31,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         &bench.cores,
         bench.binary("command-service"),
         &[
-            format!("--database-url={}", write_db.url),
+            format!("--database-url={}", super::plain(&write_db.url)),
             format!("--kafka-brokers={brokers}"),
             format!("--kafka-topic-prefix={prefix}"),
         ],
@@ -42,7 +42,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         &bench.cores,
         bench.binary("query-service"),
         &[
-            format!("--database-url={}", read_db.url),
+            format!("--database-url={}", super::plain(&read_db.url)),
             format!("--kafka-brokers={brokers}"),
             format!("--kafka-topic-prefix={prefix}"),
             format!("--kafka-consumer-group={}", unique("visibility")),

@@ -48,7 +48,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let prefix = format!("{}.", unique("writes"));
     let start = |notify: bool| {
         let args = vec![
-            format!("--database-url={}", db.url),
+            format!("--database-url={}", super::plain(&db.url)),
             format!("--kafka-brokers={}", test_support::brokers()),
             format!("--kafka-topic-prefix={prefix}"),
             format!("--outbox-notify={notify}"),
@@ -102,7 +102,12 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             update_statements(notify)
         };
         let cpu_before = cpu_by_name(PROCESSES);
-        let baseline = pgbench::run(&db.url, &statements, bench.concurrency, bench.seconds)?;
+        let baseline = pgbench::run(
+            &super::plain(&db.url),
+            &statements,
+            bench.concurrency,
+            bench.seconds,
+        )?;
         let cpu_pgbench = cpu_by_name(PROCESSES);
         admin.batch_execute("DELETE FROM outbox").await?;
         service = start(notify).await?;
@@ -255,7 +260,13 @@ async fn commit_to_broker(
 ) -> anyhow::Result<Row> {
     let brokers = test_support::brokers();
     let topics = Topics::with_prefix(prefix);
-    kafka::ensure_topics(&brokers, &topics.events(), 3, 1).await?;
+    kafka::ensure_topics(
+        &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
+        &topics.events(),
+        3,
+        Some(1),
+    )
+    .await?;
     let mut reader =
         EventReader::starting_at(&brokers, &[&topics.updated], 3, rdkafka::Offset::End);
     let _ = reader.read_available(Duration::from_secs(1)).await;

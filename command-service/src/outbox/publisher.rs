@@ -14,7 +14,11 @@ use rdkafka::{
     message::{Header, OwnedHeaders},
     producer::{FutureRecord, Producer as _, future_producer::DeliveryFuture},
 };
-use users_shared::{event_headers, kafka, timestamp};
+use users_shared::{
+    event_headers,
+    kafka::{self, TopicError},
+    timestamp,
+};
 
 use super::{RelayConfig, table::Claimed};
 
@@ -47,7 +51,9 @@ impl Publisher {
     }
 
     fn producer(config: &RelayConfig) -> Result<kafka::Producer, KafkaError> {
-        let producer = kafka::client_config(&config.brokers, "command-service-relay")
+        let producer = config
+            .cluster
+            .client_config("command-service-relay")
             // Retries neither duplicate nor reorder records within one producer session.
             // Across sessions and relays they may: the topic contract says so.
             .set("enable.idempotence", "true")
@@ -63,7 +69,7 @@ impl Publisher {
     }
 
     /// Creates the topics unless they are known to exist; errors are the caller's.
-    pub(super) async fn ensure_topics(&self) -> Result<(), KafkaError> {
+    pub(super) async fn ensure_topics(&self) -> Result<(), TopicError> {
         if self.topics_ready.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -86,7 +92,9 @@ impl Publisher {
         tokio::spawn(async move {
             match create_topics(&config).await {
                 Ok(()) => ready.store(true, Ordering::Release),
-                Err(error) => tracing::warn!(%error, "cannot create the event topics yet"),
+                Err(error) => {
+                    tracing::error!(%error, "cannot create the event topics; events wait in the outbox")
+                }
             }
             creating.store(false, Ordering::Release);
         });
@@ -167,9 +175,9 @@ impl Publisher {
     }
 }
 
-async fn create_topics(config: &RelayConfig) -> Result<(), KafkaError> {
+async fn create_topics(config: &RelayConfig) -> Result<(), TopicError> {
     kafka::ensure_topics(
-        &config.brokers,
+        &config.cluster,
         &config.topics.events(),
         config.topic_partitions,
         config.topic_replication,

@@ -24,7 +24,10 @@ use tokio::{
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
-use users_shared::topics::Topics;
+use users_shared::{
+    kafka::{Cluster, TopicError},
+    topics::Topics,
+};
 use uuid::Uuid;
 
 use super::{RelayMetrics, publisher::Publisher, table};
@@ -43,10 +46,11 @@ const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
-    pub brokers: String,
+    pub cluster: Cluster,
     pub topics: Topics,
     pub topic_partitions: i32,
-    pub topic_replication: i32,
+    /// Unset: as the cluster's size suggests (`kafka::ensure_topics`).
+    pub topic_replication: Option<i32>,
     /// Rows claimed at once.
     pub batch_size: i64,
     /// How often to look for rows when nothing woke the relay.
@@ -65,6 +69,8 @@ pub enum RelayError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
+    #[error("kafka: {0}")]
+    Topics(#[from] TopicError),
     #[error("{failed} of {claimed} records were not published; first error: {first}")]
     Publish {
         claimed: usize,

@@ -109,9 +109,14 @@ impl TestApp {
 
     /// Reads the events of this app's topics from the beginning.
     pub async fn events(&self) -> EventReader {
-        kafka::ensure_topics(&self.brokers, &self.topics.events(), PARTITIONS, 1)
-            .await
-            .expect("topics exist");
+        kafka::ensure_topics(
+            &users_shared::kafka::Cluster::plaintext(self.brokers.to_owned()),
+            &self.topics.events(),
+            PARTITIONS,
+            Some(1),
+        )
+        .await
+        .expect("topics exist");
         EventReader::new(&self.brokers, &self.topics.events(), PARTITIONS)
     }
 

@@ -10,4 +10,5 @@ mod helpers;
 mod operations;
 mod outbox;
 mod shutdown;
+mod tls;
 mod update_user;

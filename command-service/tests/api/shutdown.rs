@@ -25,9 +25,14 @@ async fn sigterm_during_a_stream_of_calls_exits_0_with_no_failed_call_or_lost_ev
     let prefix = format!("test-{}.", Uuid::new_v4().simple());
     let topics = Topics::with_prefix(&prefix);
     let brokers = test_support::brokers();
-    kafka::ensure_topics(&brokers, &topics.events(), PARTITIONS, 1)
-        .await
-        .unwrap();
+    kafka::ensure_topics(
+        &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
+        &topics.events(),
+        PARTITIONS,
+        Some(1),
+    )
+    .await
+    .unwrap();
     let grpc_addr = format!("127.0.0.1:{}", free_port());
     let mut service = tokio::process::Command::new(env!("CARGO_BIN_EXE_command-service"))
         .args([

@@ -91,12 +91,11 @@ mod tests {
     #[tokio::test]
     async fn callers_that_ask_together_share_one_look() {
         // The maintenance database has no view: every look fails, after a round trip.
-        let pool = users_shared::db::pool(
-            "postgres://postgres@127.0.0.1:5432/postgres",
-            4,
-            users_shared::db::SessionLimits::NONE,
-        )
-        .unwrap();
+        let pool =
+            users_shared::db::Database::new("postgres://postgres@127.0.0.1:5432/postgres", None)
+                .unwrap()
+                .pool(4, users_shared::db::SessionLimits::NONE)
+                .unwrap();
         let looks = SharedLooks::new(&mut Registry::default());
         let id = Uuid::now_v7();
         let together: Vec<_> = (0..100).map(|_| looks.look(&pool, id)).collect();

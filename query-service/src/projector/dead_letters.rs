@@ -22,8 +22,9 @@ pub struct DeadLetters {
 }
 
 impl DeadLetters {
-    pub fn new(brokers: &str, topic: String) -> KafkaResult<Self> {
-        let producer = kafka::client_config(brokers, "query-service-dead-letters")
+    pub fn new(cluster: &kafka::Cluster, topic: String) -> KafkaResult<Self> {
+        let producer = cluster
+            .client_config("query-service-dead-letters")
             .set("acks", "all")
             .set("message.timeout.ms", "10000")
             .create()?;

@@ -22,7 +22,12 @@ use rdkafka::{
     message::OwnedMessage,
 };
 use tokio_util::sync::CancellationToken;
-use users_shared::{event_headers, kafka, topics::Topics, trace_context};
+use users_shared::{
+    event_headers,
+    kafka::{self, Cluster},
+    topics::Topics,
+    trace_context,
+};
 
 use self::{context::ProjectorContext, metrics::Outcome, records::Records};
 pub use self::{dead_letters::DeadLetters, metrics::ProjectorMetrics};
@@ -33,6 +38,7 @@ const MAX_BATCH: usize = 500;
 
 pub struct Projector {
     consumer: Arc<BaseConsumer<ProjectorContext>>,
+    group: String,
     stopping: Arc<AtomicBool>,
     pool: Pool,
     topics: Topics,
@@ -43,7 +49,7 @@ pub struct Projector {
 
 impl Projector {
     pub fn new(
-        brokers: &str,
+        cluster: &Cluster,
         group: &str,
         topics: Topics,
         pool: Pool,
@@ -52,8 +58,11 @@ impl Projector {
         resume_rewind: i64,
     ) -> KafkaResult<Self> {
         let stopping = Arc::new(AtomicBool::new(false));
-        let consumer = kafka::client_config(brokers, "query-service-projector")
+        let consumer = cluster
+            .client_config("query-service-projector")
             .set("group.id", group)
+            // A killed replica's partitions wait this long for its session to expire.
+            .set("session.timeout.ms", "10000")
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
@@ -70,8 +79,9 @@ impl Projector {
             ))?;
         Ok(Self {
             consumer: Arc::new(consumer),
+            group: group.to_owned(),
             stopping,
-            dead_letters: DeadLetters::new(brokers, topics.dead_letter.clone())?,
+            dead_letters: DeadLetters::new(cluster, topics.dead_letter.clone())?,
             pool,
             topics,
             cache,
@@ -85,14 +95,21 @@ impl Projector {
             tracing::error!(%error, "projector cannot subscribe");
             return;
         }
-        let mut records =
-            match Records::spawn(Arc::clone(&self.consumer), Arc::clone(&self.stopping)) {
-                Ok(records) => records,
-                Err(error) => {
-                    tracing::error!(%error, "projector cannot start its consumer thread");
-                    return;
-                }
-            };
+        let group = records::Group {
+            id: self.group.clone(),
+            topics: self.topics.events().map(str::to_owned).to_vec(),
+        };
+        let mut records = match Records::spawn(
+            Arc::clone(&self.consumer),
+            group,
+            Arc::clone(&self.stopping),
+        ) {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::error!(%error, "projector cannot start its consumer thread");
+                return;
+            }
+        };
         loop {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => break,

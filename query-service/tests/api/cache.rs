@@ -94,9 +94,14 @@ async fn a_cold_replica_that_rewinds_does_not_serve_an_old_version() {
     let prefix = new_prefix();
     let topics = Topics::with_prefix(&prefix);
     // One partition per topic, so the rewind below reaches exactly what it should.
-    kafka::ensure_topics(&test_support::brokers(), &topics.events(), 1, 1)
-        .await
-        .unwrap();
+    kafka::ensure_topics(
+        &users_shared::kafka::Cluster::plaintext(test_support::brokers().to_owned()),
+        &topics.events(),
+        1,
+        Some(1),
+    )
+    .await
+    .unwrap();
     let writer = EventWriter::new(&test_support::brokers());
     let gone = Uuid::now_v7();
     publish(&writer, &topics, "created", &user(gone, 1, "Ada", "GB")).await;
@@ -138,7 +143,7 @@ async fn the_cache_feed_waits_for_its_topics_then_drops_what_changed() {
     let (state, mut watch) = cache_feed::state();
     let stop = CancellationToken::new();
     let feed = tokio::spawn(cache_feed::run(
-        brokers.clone(),
+        test_support::cluster(),
         topics.clone(),
         cache.clone(),
         state,
@@ -149,9 +154,14 @@ async fn the_cache_feed_waits_for_its_topics_then_drops_what_changed() {
     // No topics yet: the feed says so, and keeps trying.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(matches!(&*watch.borrow(), FeedState::Down(why) if why.contains("cannot start")));
-    kafka::ensure_topics(&brokers, &topics.events(), 1, 1)
-        .await
-        .unwrap();
+    kafka::ensure_topics(
+        &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
+        &topics.events(),
+        1,
+        Some(1),
+    )
+    .await
+    .unwrap();
     tokio::time::timeout(
         Duration::from_secs(20),
         watch.wait_for(|state| *state == FeedState::Listening),
@@ -168,7 +178,10 @@ async fn the_cache_feed_waits_for_its_topics_then_drops_what_changed() {
             user: Some(Arc::new(user(id, 1, "Ada", "GB"))),
         },
     );
-    let producer: FutureProducer = kafka::client_config(&brokers, "test").create().unwrap();
+    let producer: FutureProducer = users_shared::kafka::Cluster::plaintext(brokers.to_owned())
+        .client_config("test")
+        .create()
+        .unwrap();
     let event = prost::Message::encode_to_vec(&v1::UserUpdatedEvent {
         user: Some(user(id, 2, "Augusta", "GB")),
         changed_fields: vec!["first_name".into()],

@@ -71,10 +71,10 @@ pub async fn start_query(
     let stop = CancellationToken::new();
     let task = tokio::spawn(app.run(stop.clone()));
     kafka::ensure_topics(
-        &test_support::brokers(),
+        &users_shared::kafka::Cluster::plaintext(test_support::brokers().to_owned()),
         &Topics::with_prefix(prefix).events(),
         PARTITIONS,
-        1,
+        Some(1),
     )
     .await
     .expect("topics exist");

@@ -199,9 +199,14 @@ async fn a_position_inside_a_producer_batch_resumes_without_skipping_its_rest() 
     let brokers = users_shared::test_support::brokers();
     let prefix = new_prefix();
     let topics = users_shared::topics::Topics::with_prefix(&prefix);
-    users_shared::kafka::ensure_topics(&brokers, &topics.events(), PARTITIONS, 1)
-        .await
-        .unwrap();
+    users_shared::kafka::ensure_topics(
+        &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
+        &topics.events(),
+        PARTITIONS,
+        Some(1),
+    )
+    .await
+    .unwrap();
     // Sent together, the records share producer batches.
     let writer = EventWriter::new(&brokers);
     let ids: Vec<Uuid> = (0..30).map(|_| Uuid::now_v7()).collect();

@@ -171,10 +171,10 @@ async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partitio
     let prefix = new_prefix();
     let topics = users_shared::topics::Topics::with_prefix(&prefix);
     users_shared::kafka::ensure_topics(
-        &users_shared::test_support::brokers(),
+        &users_shared::kafka::Cluster::plaintext(users_shared::test_support::brokers().to_owned()),
         &topics.events(),
         PARTITIONS,
-        1,
+        Some(1),
     )
     .await
     .unwrap();
