@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: help lint deploy-check proto-check proto-generate build docker-build run test test-unit test-integration test-faults bench broker broker-stop postgres
+.PHONY: help lint deploy-check proto-check test-deps proto-generate build docker-build run test test-unit test-integration test-faults bench broker broker-stop postgres
 
 # Images: `make docker-build IMAGE_REPO=registry.example.com/users IMAGE_TAG=0.1.1`, then push
 # them and set the same reference in the overlay's `images:` (README, "Deploying").
@@ -33,6 +33,10 @@ proto-check:
 deploy-check:
 	scripts/deploy-check.sh
 
+# A Python with the CloudEvents SDK in .tools/venv, for the test that reads the events with it.
+test-deps:
+	scripts/test-deps.sh
+
 proto-generate:
 	touch shared-proto/build.rs
 	cargo build -p shared-proto
@@ -56,14 +60,14 @@ broker: postgres
 broker-stop:
 	scripts/broker.sh stop
 
-test: broker
+test: broker test-deps
 	cargo test --workspace
 	$(MAKE) --no-print-directory test-faults
 
 test-unit:
 	cargo test --workspace --lib --bins
 
-test-integration: broker
+test-integration: broker test-deps
 	cargo test --workspace --test '*'
 
 # Drives the debug binaries of both services (built here, found beside the suite's own) and

@@ -185,32 +185,37 @@ async fn create_topics(config: &RelayConfig) -> Result<(), TopicError> {
     .await
 }
 
+/// The record's headers: the CloudEvents attributes, then the headers of before.
 fn headers(event: &Claimed) -> OwnedHeaders {
     let event_id = event.event_id.to_string();
+    let subject = event.aggregate_id.to_string();
     let version = event.aggregate_version.to_string();
     let occurred_at = timestamp::to_rfc3339(event.occurred_at);
-    let headers = OwnedHeaders::new_with_capacity(5)
-        .insert(Header {
-            key: event_headers::EVENT_ID,
-            value: Some(&event_id),
-        })
-        .insert(Header {
-            key: event_headers::EVENT_TYPE,
-            value: Some(&event.event_type),
-        })
-        .insert(Header {
-            key: event_headers::VERSION,
-            value: Some(&version),
-        })
-        .insert(Header {
-            key: event_headers::OCCURRED_AT,
-            value: Some(&occurred_at),
-        });
-    match &event.traceparent {
-        Some(traceparent) => headers.insert(Header {
-            key: event_headers::TRACEPARENT,
-            value: Some(traceparent),
-        }),
-        None => headers,
+    let dataschema = event_headers::dataschema(&event.event_type);
+    let mut fields = vec![
+        (event_headers::CE_SPECVERSION, event_headers::SPECVERSION),
+        (event_headers::CE_ID, event_id.as_str()),
+        (event_headers::CE_SOURCE, event_headers::SOURCE),
+        (event_headers::CE_TYPE, event.event_type.as_str()),
+        (event_headers::CE_TIME, occurred_at.as_str()),
+        (event_headers::CE_SUBJECT, subject.as_str()),
+        (event_headers::CE_DATASCHEMA, dataschema.as_str()),
+        (event_headers::CONTENT_TYPE, event_headers::PROTOBUF),
+        (event_headers::EVENT_ID, event_id.as_str()),
+        (event_headers::EVENT_TYPE, event.event_type.as_str()),
+        (event_headers::VERSION, version.as_str()),
+        (event_headers::OCCURRED_AT, occurred_at.as_str()),
+    ];
+    if let Some(traceparent) = &event.traceparent {
+        fields.push((event_headers::TRACEPARENT, traceparent.as_str()));
     }
+    fields.into_iter().fold(
+        OwnedHeaders::new_with_capacity(13),
+        |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value),
+            })
+        },
+    )
 }

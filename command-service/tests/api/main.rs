@@ -4,6 +4,7 @@
 //! database and fresh topic names per test, the real broker.
 
 mod broker_outage;
+mod cloudevents;
 mod create_user;
 mod delete_user;
 mod helpers;
