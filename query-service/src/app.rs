@@ -181,6 +181,12 @@ impl App {
         {
             tracing::warn!(wait = ?FEED_START_WAIT, "serving before the cache feed started");
         }
+        let purge = tokio::spawn(purge_tombstones(
+            self.pool.clone(),
+            self.config.tombstone_retention,
+            self.config.tombstone_purge_interval,
+            background.clone(),
+        ));
         tracing::info!(grpc = %self.frontend.grpc_addr(), http = %self.frontend.http_addr(), "query-service serving");
         self.frontend
             .serve(
@@ -188,7 +194,13 @@ impl App {
                 self.config.shutdown.shutdown_grace,
                 stop,
                 background,
-                vec![tokio::spawn(consume), feed, listen, tokio::spawn(clear)],
+                vec![
+                    tokio::spawn(consume),
+                    feed,
+                    listen,
+                    tokio::spawn(clear),
+                    purge,
+                ],
             )
             .await?;
         tracing::info!("query-service stopped");
@@ -206,6 +218,27 @@ async fn consume(
 ) {
     if ensure_topics(&cluster, &kafka_args, &topics, &shutdown).await {
         projector.run(shutdown).await;
+    }
+}
+
+/// Purges old tombstones every `interval`, on every replica (the purges take turns on the
+/// horizon's lock).
+async fn purge_tombstones(
+    pool: Pool,
+    retention: Duration,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        match view::purge_tombstones(&pool, retention).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "tombstones past their retention purged"),
+            Err(error) => tracing::warn!(%error, "cannot purge tombstones; trying again later"),
+        }
     }
 }
 

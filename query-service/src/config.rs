@@ -83,6 +83,16 @@ pub struct Config {
     #[arg(long, env = "LIST_CACHE_TTL", default_value = "1s", value_parser = parse_duration)]
     pub list_cache_ttl: Duration,
 
+    /// How long a deleted user's tombstone stays in the read model; longer than any event
+    /// can arrive late. Events older than a purged tombstone create no rows.
+    #[arg(long, env = "TOMBSTONE_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub tombstone_retention: Duration,
+
+    /// How often tombstones past TOMBSTONE_RETENTION are purged (the first time one interval
+    /// after start).
+    #[arg(long, env = "TOMBSTONE_PURGE_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub tombstone_purge_interval: Duration,
+
     /// How long GetUser waits for `min_version` before answering UNAVAILABLE.
     #[arg(long, env = "MIN_VERSION_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub min_version_timeout: Duration,

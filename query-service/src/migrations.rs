@@ -13,4 +13,9 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "read_model_generation",
         sql: include_str!("../../migrations/read/0002_read_model_generation.sql"),
     },
+    Migration {
+        version: 3,
+        name: "tombstone_purge",
+        sql: include_str!("../../migrations/read/0003_tombstone_purge.sql"),
+    },
 ];

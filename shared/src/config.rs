@@ -222,7 +222,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{text}` has no unit (use ms, s, m or h)"))?;
+        .ok_or_else(|| format!("`{text}` has no unit (use ms, s, m, h or d)"))?;
     let (number, unit) = text.split_at(split);
     let number: u64 = number
         .parse()
@@ -232,7 +232,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => Ok(Duration::from_secs(number)),
         "m" => Ok(Duration::from_secs(number * 60)),
         "h" => Ok(Duration::from_secs(number * 3600)),
-        _ => Err(format!("`{unit}` is not a unit (use ms, s, m or h)")),
+        "d" => Ok(Duration::from_secs(number * 86_400)),
+        _ => Err(format!("`{unit}` is not a unit (use ms, s, m, h or d)")),
     }
 }
 
@@ -278,12 +279,13 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
     }
 
     #[test]
     fn durations_without_a_known_unit_are_refused() {
         assert!(parse_duration("5").is_err());
-        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("5w").is_err());
         assert!(parse_duration("s").is_err());
     }
 }

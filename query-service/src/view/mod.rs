@@ -45,11 +45,27 @@ pub async fn apply<C: GenericClient>(
     for &at in &newest {
         columns.push(changes[at]);
     }
+    // In the live table, an event no newer than the purge horizon may update a row but not
+    // create one. Safe because a user's versions are committed in time order: an event late
+    // for a purged user is older than that user's tombstone, which was no newer than the
+    // horizon when it was purged, so it finds no row and creates none; while every user the
+    // view should hold has its row (the view has projected each creation it was given), so
+    // refusing to create rows from such old events loses nothing. A replay's shadow table
+    // gets every event, deletions included, and needs no horizon.
+    let horizon = if table == LIVE {
+        format!(
+            " WHERE e.updated_at > (SELECT horizon FROM read_model_purge FOR SHARE) \
+             OR EXISTS (SELECT 1 FROM {table} AS existing WHERE existing.id = e.id)"
+        )
+    } else {
+        String::new()
+    };
     let upsert = client
         .prepare_cached(&format!(
             "INSERT INTO {table} AS v ({columns}) \
-             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
-                                  $6::text[], $7::timestamptz[], $8::timestamptz[], $9::int8[], $10::bool[]) \
+             SELECT e.* FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                                    $6::text[], $7::timestamptz[], $8::timestamptz[], $9::int8[], $10::bool[]) \
+                  AS e({columns}){horizon} \
              ON CONFLICT (id) DO UPDATE SET first_name = EXCLUDED.first_name, \
              last_name = EXCLUDED.last_name, nickname = EXCLUDED.nickname, email = EXCLUDED.email, \
              country = EXCLUDED.country, created_at = EXCLUDED.created_at, \
@@ -146,6 +162,50 @@ impl Columns {
         self.updated_at.push(user.updated_at);
         self.version.push(user.version);
         self.deleted.push(change.deleted);
+    }
+}
+
+/// Tombstones deleted per statement, so a purge never holds the view for long.
+const PURGE_CHUNK: i64 = 10_000;
+
+/// Deletes the tombstones older than `retention` and moves the purge horizon past them (see
+/// `apply`); returns how many went. The horizon's row is locked first: a projector batch
+/// running meanwhile waits and then sees the new horizon, so it cannot create a row for a
+/// user whose tombstone goes in this very purge.
+pub async fn purge_tombstones(
+    pool: &deadpool_postgres::Pool,
+    retention: std::time::Duration,
+) -> Result<u64, users_shared::db_failure::DbFailure> {
+    let mut purged = 0;
+    loop {
+        let mut client = pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT horizon FROM read_model_purge FOR UPDATE", &[])
+            .await?;
+        let purge = tx
+            .prepare_cached(&format!(
+                "WITH purged AS ( \
+                     DELETE FROM {LIVE} WHERE id IN ( \
+                         SELECT id FROM {LIVE} \
+                         WHERE deleted AND updated_at < now() - make_interval(secs => $1) \
+                         ORDER BY updated_at LIMIT $2) \
+                     RETURNING updated_at), \
+                 moved AS ( \
+                     UPDATE read_model_purge \
+                     SET horizon = GREATEST(horizon, (SELECT max(updated_at) FROM purged)) \
+                     WHERE EXISTS (SELECT 1 FROM purged)) \
+                 SELECT count(*) FROM purged"
+            ))
+            .await?;
+        let count: i64 = tx
+            .query_one(&purge, &[&retention.as_secs_f64(), &PURGE_CHUNK])
+            .await?
+            .get(0);
+        tx.commit().await?;
+        purged += count as u64;
+        if count < PURGE_CHUNK {
+            return Ok(purged);
+        }
     }
 }
 

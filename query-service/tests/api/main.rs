@@ -10,4 +10,5 @@ mod operations;
 mod projection;
 mod queries;
 mod replay;
+mod tombstones;
 mod tracing;
