@@ -56,8 +56,7 @@ impl App {
             RelayConfig {
                 cluster: cluster.clone(),
                 topics: Topics::with_prefix(&config.kafka.topic_prefix),
-                topic_partitions: config.kafka.topic_partitions,
-                topic_replication: config.kafka.topic_replication,
+                topic_settings: config.kafka.topic_settings(),
                 batch_size: config.outbox.outbox_batch_size,
                 poll_interval: config.outbox.outbox_poll_interval,
                 publish_timeout: config.outbox.outbox_publish_timeout,

@@ -164,8 +164,7 @@ pub(crate) async fn ensure_topics(brokers: &str, prefix: &str) -> anyhow::Result
         kafka::ensure_topics(
             &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
             &topics.events(),
-            PARTITIONS,
-            Some(1),
+            &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
         ),
     )
     .await

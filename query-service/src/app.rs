@@ -281,18 +281,19 @@ async fn ensure_topics(
     topics: &Topics,
     shutdown: &CancellationToken,
 ) -> bool {
-    let mut names = topics.events().to_vec();
-    names.push(&topics.dead_letter);
+    let events = kafka_args.topic_settings();
+    // Dead letters are kept whole, whatever the event topics keep.
+    let dead_letters = kafka::TopicSettings {
+        retention: kafka::Retention::Forever,
+        ..events
+    };
     let mut backoff = Duration::from_millis(200);
     loop {
-        match kafka::ensure_topics(
-            cluster,
-            &names,
-            kafka_args.topic_partitions,
-            kafka_args.topic_replication,
-        )
-        .await
-        {
+        let created = match kafka::ensure_topics(cluster, &topics.events(), &events).await {
+            Ok(()) => kafka::ensure_topics(cluster, &[&topics.dead_letter], &dead_letters).await,
+            failed => failed,
+        };
+        match created {
             Ok(()) => return true,
             Err(error) => {
                 tracing::error!(%error, retry_in = ?backoff, "cannot create the topics; the projector waits")

@@ -83,6 +83,10 @@ pub struct Config {
     #[arg(long, env = "LIST_CACHE_TTL", default_value = "1s", value_parser = parse_duration)]
     pub list_cache_ttl: Duration,
 
+    /// Where `replay` serves its progress as Prometheus metrics (/metrics) while it runs.
+    #[arg(long, env = "REPLAY_METRICS_ADDR", default_value = "127.0.0.1:9095")]
+    pub replay_metrics_addr: SocketAddr,
+
     /// How long a deleted user's tombstone stays in the read model; longer than any event
     /// can arrive late. Events older than a purged tombstone create no rows.
     #[arg(long, env = "TOMBSTONE_RETENTION", default_value = "7d", value_parser = parse_duration)]

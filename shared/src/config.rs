@@ -33,6 +33,12 @@ pub struct KafkaArgs {
     #[arg(long = "kafka-topic-replication", env = "KAFKA_TOPIC_REPLICATION", value_parser = clap::value_parser!(i32).range(1..=16))]
     pub topic_replication: Option<i32>,
 
+    /// What the event topics keep when the service creates them: every record for ever, or
+    /// (compact) at least each user's last record per topic. The dead-letter topic keeps
+    /// every record either way.
+    #[arg(long = "kafka-topic-retention", env = "KAFKA_TOPIC_RETENTION", value_enum, default_value_t = crate::kafka::Retention::Forever)]
+    pub topic_retention: crate::kafka::Retention,
+
     /// How clients reach the brokers.
     #[arg(long = "kafka-security-protocol", env = "KAFKA_SECURITY_PROTOCOL", value_enum, default_value_t = SecurityProtocol::Plaintext)]
     pub security_protocol: SecurityProtocol,
@@ -81,6 +87,15 @@ pub enum SaslMechanism {
 }
 
 impl KafkaArgs {
+    /// How the event topics are made.
+    pub fn topic_settings(&self) -> crate::kafka::TopicSettings {
+        crate::kafka::TopicSettings {
+            partitions: self.topic_partitions,
+            replication: self.topic_replication,
+            retention: self.topic_retention,
+        }
+    }
+
     /// The cluster as these settings reach it; a clear error when they are incomplete (a
     /// SASL protocol without its credentials, a CA file that cannot be read).
     pub fn cluster(&self) -> Result<crate::kafka::Cluster, String> {

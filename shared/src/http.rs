@@ -29,6 +29,17 @@ pub fn router(health: Health, registry: Arc<Registry>) -> Router {
         .with_state(OpsState { health, registry })
 }
 
+/// `/metrics` alone, for a process with no health to report (a replay).
+pub fn metrics_router(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/metrics", get(registry_metrics))
+        .with_state(registry)
+}
+
+async fn registry_metrics(State(registry): State<Arc<Registry>>) -> impl IntoResponse {
+    encode(&registry)
+}
+
 /// Serves until `shutdown` is cancelled. Health stays reachable while gRPC drains, so probes
 /// see the draining state rather than a refused connection.
 pub async fn serve(
@@ -56,8 +67,12 @@ async fn readiness(State(state): State<OpsState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
+    encode(&state.registry)
+}
+
+fn encode(registry: &Registry) -> axum::response::Response {
     let mut body = String::new();
-    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+    match prometheus_client::encoding::text::encode(&mut body, registry) {
         Ok(()) => (
             StatusCode::OK,
             [(
@@ -65,12 +80,14 @@ async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )],
             body,
-        ),
+        )
+            .into_response(),
         Err(error) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             format!("cannot encode metrics: {error}"),
-        ),
+        )
+            .into_response(),
     }
 }
 

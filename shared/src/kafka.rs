@@ -138,22 +138,59 @@ pub enum TopicError {
     },
 }
 
-/// Creates the topics that do not exist yet. Topics keep every event (no time or size
-/// retention): they are what a read model is rebuilt from. Without a `replication` factor,
-/// each partition gets as many replicas as the cluster has brokers, three at most.
+/// What the event topics keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Retention {
+    /// Every record, for ever: a replay rebuilds the read model from the full history.
+    Forever,
+    /// Log compaction by key: each topic keeps at least every user's last record (a
+    /// deleted user's last record is its deletion, which has a value and stays), so a
+    /// replay rebuilds every user's current state, but not the history of changes.
+    Compact,
+}
+
+/// How topics are made when the services create them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicSettings {
+    pub partitions: i32,
+    /// Unset: as many replicas as the cluster has brokers, three at most.
+    pub replication: Option<i32>,
+    pub retention: Retention,
+}
+
+impl TopicSettings {
+    /// `partitions` partitions of `replication` replicas each, kept for ever.
+    pub fn fixed(partitions: i32, replication: i32) -> Self {
+        Self {
+            partitions,
+            replication: Some(replication),
+            retention: Retention::Forever,
+        }
+    }
+}
+
+/// Creates the topics that do not exist yet, as `settings` say. With no time or size limit
+/// either way: the event topics are what a read model is rebuilt from.
 pub async fn ensure_topics(
     cluster: &Cluster,
     topics: &[&str],
-    partitions: i32,
-    replication: Option<i32>,
+    settings: &TopicSettings,
 ) -> Result<(), TopicError> {
     let brokers = broker_count(cluster).await?;
-    let replication = replication.unwrap_or_else(|| default_replication(brokers));
+    let partitions = settings.partitions;
+    let replication = settings
+        .replication
+        .unwrap_or_else(|| default_replication(brokers));
+    let cleanup = match settings.retention {
+        Retention::Forever => "delete",
+        Retention::Compact => "compact",
+    };
     let admin: AdminClient<DefaultClientContext> = cluster.client_config("users-admin").create()?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|name| {
             NewTopic::new(name, partitions, TopicReplication::Fixed(replication))
+                .set("cleanup.policy", cleanup)
                 .set("retention.ms", "-1")
                 .set("retention.bytes", "-1")
         })

@@ -26,8 +26,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     kafka::ensure_topics(
         &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
         &topics.events(),
-        PARTITIONS,
-        Some(1),
+        &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
     )
     .await?;
     produce(&brokers, &topics, bench.replay_events).await?;

@@ -263,8 +263,7 @@ async fn commit_to_broker(
     kafka::ensure_topics(
         &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
         &topics.events(),
-        3,
-        Some(1),
+        &users_shared::kafka::TopicSettings::fixed(3, 1),
     )
     .await?;
     let mut reader =

@@ -179,8 +179,7 @@ async fn create_topics(config: &RelayConfig) -> Result<(), TopicError> {
     kafka::ensure_topics(
         &config.cluster,
         &config.topics.events(),
-        config.topic_partitions,
-        config.topic_replication,
+        &config.topic_settings,
     )
     .await
 }

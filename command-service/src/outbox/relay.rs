@@ -25,7 +25,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 use users_shared::{
-    kafka::{Cluster, TopicError},
+    kafka::{Cluster, TopicError, TopicSettings},
     topics::Topics,
 };
 use uuid::Uuid;
@@ -48,9 +48,7 @@ const FAILURE_LOG_EVERY: Duration = Duration::from_secs(10);
 pub struct RelayConfig {
     pub cluster: Cluster,
     pub topics: Topics,
-    pub topic_partitions: i32,
-    /// Unset: as the cluster's size suggests (`kafka::ensure_topics`).
-    pub topic_replication: Option<i32>,
+    pub topic_settings: TopicSettings,
     /// Rows claimed at once.
     pub batch_size: i64,
     /// How often to look for rows when nothing woke the relay.

@@ -112,8 +112,7 @@ impl TestApp {
         kafka::ensure_topics(
             &users_shared::kafka::Cluster::plaintext(self.brokers.to_owned()),
             &self.topics.events(),
-            PARTITIONS,
-            Some(1),
+            &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
         )
         .await
         .expect("topics exist");

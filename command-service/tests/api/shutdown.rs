@@ -28,8 +28,7 @@ async fn sigterm_during_a_stream_of_calls_exits_0_with_no_failed_call_or_lost_ev
     kafka::ensure_topics(
         &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
         &topics.events(),
-        PARTITIONS,
-        Some(1),
+        &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
     )
     .await
     .unwrap();

@@ -97,8 +97,7 @@ async fn a_cold_replica_that_rewinds_does_not_serve_an_old_version() {
     kafka::ensure_topics(
         &users_shared::kafka::Cluster::plaintext(test_support::brokers().to_owned()),
         &topics.events(),
-        1,
-        Some(1),
+        &users_shared::kafka::TopicSettings::fixed(1, 1),
     )
     .await
     .unwrap();
@@ -157,8 +156,7 @@ async fn the_cache_feed_waits_for_its_topics_then_drops_what_changed() {
     kafka::ensure_topics(
         &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
         &topics.events(),
-        1,
-        Some(1),
+        &users_shared::kafka::TopicSettings::fixed(1, 1),
     )
     .await
     .unwrap();

@@ -32,6 +32,7 @@ pub fn query_args(db: &TestDatabase, prefix: &str, group: &str, extra: &[&str]) 
         format!("--kafka-consumer-group={group}"),
         "--health-check-interval=200ms".to_owned(),
         "--min-version-timeout=10s".to_owned(),
+        "--replay-metrics-addr=127.0.0.1:0".to_owned(),
     ];
     args.extend(extra.iter().map(|arg| arg.to_string()));
     args
@@ -73,8 +74,7 @@ pub async fn start_query(
     kafka::ensure_topics(
         &users_shared::kafka::Cluster::plaintext(test_support::brokers().to_owned()),
         &Topics::with_prefix(prefix).events(),
-        PARTITIONS,
-        Some(1),
+        &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
     )
     .await
     .expect("topics exist");

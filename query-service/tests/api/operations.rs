@@ -53,3 +53,46 @@ async fn cache_hits_and_misses_are_counted() {
         Some(1.0)
     );
 }
+
+#[tokio::test]
+async fn compacted_event_topics_keep_the_dead_letters_whole() {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+
+    use clap::Parser;
+
+    // Started by hand: the tests' helper makes the topics itself, as kept for ever.
+    let db = TestDatabase::create().await;
+    let prefix = new_prefix();
+    let args = query_args(&db, &prefix, "group", &["--kafka-topic-retention=compact"]);
+    let cli = query_service::config::Cli::try_parse_from(args).unwrap();
+    let app = query_service::app::App::build(cli.config).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(app.run(stop.clone()));
+    let topics = users_shared::topics::Topics::with_prefix(&prefix);
+    let cluster = users_shared::test_support::cluster();
+    let admin: AdminClient<_> = cluster.client_config("test-admin").create().unwrap();
+    let policy = |topic: String| {
+        let admin = &admin;
+        async move {
+            let described = admin
+                .describe_configs(&[ResourceSpecifier::Topic(&topic)], &AdminOptions::new())
+                .await
+                .unwrap();
+            let resource = described.into_iter().next().unwrap().unwrap();
+            resource
+                .get("cleanup.policy")
+                .and_then(|entry| entry.value.clone())
+                .unwrap_or_default()
+        }
+    };
+    // The dead-letter topic is made by the projector's start, after the events'.
+    eventually("the topics", Duration::from_secs(20), || async {
+        (policy(topics.dead_letter.clone()).await == "delete").then_some(())
+    })
+    .await;
+    for topic in topics.events() {
+        assert_eq!(policy(topic.to_owned()).await, "compact", "{topic}");
+    }
+    stop.cancel();
+    running.await.unwrap().unwrap();
+}

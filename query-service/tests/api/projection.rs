@@ -202,8 +202,7 @@ async fn a_position_inside_a_producer_batch_resumes_without_skipping_its_rest() 
     users_shared::kafka::ensure_topics(
         &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
         &topics.events(),
-        PARTITIONS,
-        Some(1),
+        &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
     )
     .await
     .unwrap();

@@ -173,8 +173,7 @@ async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partitio
     users_shared::kafka::ensure_topics(
         &users_shared::kafka::Cluster::plaintext(users_shared::test_support::brokers().to_owned()),
         &topics.events(),
-        PARTITIONS,
-        Some(1),
+        &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
     )
     .await
     .unwrap();
@@ -205,4 +204,66 @@ async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partitio
         .unwrap()
         .get(0);
     assert_eq!(rows, 60);
+}
+
+#[tokio::test]
+async fn a_replays_progress_can_be_scraped_while_it_runs() {
+    let app = spawn_query().await;
+    let writer = EventWriter::new(&users_shared::test_support::brokers());
+    let users: Vec<v1::User> = (0..3000)
+        .map(|_| user(Uuid::now_v7(), 1, "Ada", "GB"))
+        .collect();
+    for chunk in users.chunks(500) {
+        futures::future::join_all(
+            chunk
+                .iter()
+                .map(|user| publish(&writer, &app.topics, "created", user)),
+        )
+        .await;
+    }
+
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let metrics_addr = format!("--replay-metrics-addr={addr}");
+    let cli = query_service::config::Cli::try_parse_from(query_args(
+        &app.db,
+        &app.prefix,
+        &app.group,
+        &[&metrics_addr],
+    ))
+    .unwrap();
+    let replay = tokio::spawn(async move { query_service::replay::replay(&cli.config).await });
+    let mut seen = Vec::new();
+    while !replay.is_finished() {
+        if let Ok(Ok(stream)) = tokio::time::timeout(
+            Duration::from_millis(50),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            drop(stream);
+            let (_, metrics) = users_shared::test_support::http_get(addr, "/metrics").await;
+            let samples = users_shared::test_support::parse_metrics(&metrics);
+            let value = |name: &str, labels: &[(&str, &str)]| {
+                users_shared::test_support::sample(&samples, name, labels)
+            };
+            seen.push((
+                value("replay_phase", &[("phase", "reading")]),
+                value("replay_events_read_total", &[]),
+                value("replay_remaining_events", &[]),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let report = replay.await.unwrap().expect("replay succeeds");
+    assert_eq!(report.events, 3000);
+    assert!(
+        seen.iter()
+            .any(|(reading, read, remaining)| *reading == Some(1.0)
+                && read.is_some_and(|read| read > 0.0)
+                && remaining.is_some_and(|remaining| remaining > 0.0)),
+        "never caught it reading: {seen:?}"
+    );
 }

@@ -5,22 +5,26 @@
 //! the projector's writes held back by a lock, so no event the live view had can be missing
 //! afterwards; readers wait only for the moment of the renames.
 
+mod progress;
+
 use std::{
     collections::HashMap,
-    io::IsTerminal,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
 use futures::FutureExt;
-use indicatif::{ProgressBar, ProgressStyle};
+use prometheus_client::registry::Registry;
 use rdkafka::{
     Message, Offset, TopicPartitionList,
     consumer::{Consumer, StreamConsumer},
 };
-use users_shared::{db, db_failure::DbFailure, kafka, topics::Topics};
+use tokio_util::sync::CancellationToken;
+use users_shared::{db, db_failure::DbFailure, http, kafka, topics::Topics};
 use uuid::Uuid;
 
+use self::progress::{Phase, Progress, ReplayMetrics};
 use crate::{app, config::Config, user_change::UserChange, view};
 
 /// Postgres channel on which a swap is announced; every replica clears its cache.
@@ -63,18 +67,42 @@ pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
     if !locked {
         return Err(ReplayRunning.into());
     }
+    let mut registry = Registry::default();
+    let metrics = ReplayMetrics::register(&mut registry);
+    let listener = tokio::net::TcpListener::bind(config.replay_metrics_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot bind REPLAY_METRICS_ADDR {}",
+                config.replay_metrics_addr
+            )
+        })?;
+    let serving = CancellationToken::new();
+    let server = tokio::spawn(http::serve(
+        listener,
+        http::metrics_router(Arc::new(registry)),
+        serving.clone(),
+    ));
+    let replayed = read_and_swap(config, &database, metrics).await;
+    serving.cancel();
+    let _ = server.await;
+    drop(lock);
+    replayed
+}
+
+/// The replay proper, under the lock, its progress in `metrics`.
+async fn read_and_swap(
+    config: &Config,
+    database: &db::Database,
+    metrics: ReplayMetrics,
+) -> anyhow::Result<ReplayReport> {
     // The swap merges the whole live table: no statement limit suits every size.
     let pool = database.pool(2, db::SessionLimits::NONE)?;
     let topics = Topics::with_prefix(&config.kafka.topic_prefix);
     let cluster = config.kafka.cluster().map_err(anyhow::Error::msg)?;
-    kafka::ensure_topics(
-        &cluster,
-        &topics.events(),
-        config.kafka.topic_partitions,
-        config.kafka.topic_replication,
-    )
-    .await
-    .context("cannot reach Kafka")?;
+    kafka::ensure_topics(&cluster, &topics.events(), &config.kafka.topic_settings())
+        .await
+        .context("cannot reach Kafka")?;
 
     let client = pool.get().await?;
     client
@@ -109,7 +137,7 @@ pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
         }
     }
     let total: i64 = remaining.values().sum::<i64>();
-    let progress = Progress::new(total.max(0) as u64);
+    let mut progress = Progress::new(total.max(0) as u64, metrics);
     let mut report = ReplayReport {
         events: 0,
         undecodable: 0,
@@ -176,8 +204,8 @@ pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
     }
     progress.finish(report.events);
 
-    swap(&pool).await?;
-    drop(lock);
+    swap(&pool, &progress).await?;
+    progress.enter(Phase::Done);
     tracing::info!(
         events = report.events,
         undecodable = report.undecodable,
@@ -187,10 +215,10 @@ pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
 }
 
 /// The swap, tried again when its lock on the live table did not come in time.
-async fn swap(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
+async fn swap(pool: &deadpool_postgres::Pool, progress: &Progress) -> anyhow::Result<()> {
     let mut attempt = 1;
     loop {
-        match swap_once(pool).await {
+        match swap_once(pool, progress).await {
             // Among conflicts, a lock that did not come within the timeout.
             Err(DbFailure::Conflict(_)) if attempt < SWAP_ATTEMPTS => {
                 tracing::warn!(attempt, "the live table is busy; trying the swap again");
@@ -202,9 +230,10 @@ async fn swap(pool: &deadpool_postgres::Pool) -> anyhow::Result<()> {
     }
 }
 
-async fn swap_once(pool: &deadpool_postgres::Pool) -> Result<(), DbFailure> {
+async fn swap_once(pool: &deadpool_postgres::Pool, progress: &Progress) -> Result<(), DbFailure> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
+    progress.enter(Phase::Merging);
     tx.batch_execute(&format!(
         "SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}';
          LOCK TABLE {live} IN SHARE ROW EXCLUSIVE MODE;
@@ -214,8 +243,14 @@ async fn swap_once(pool: &deadpool_postgres::Pool) -> Result<(), DbFailure> {
              email = EXCLUDED.email, country = EXCLUDED.country,
              created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
              version = EXCLUDED.version, deleted = EXCLUDED.deleted
-         WHERE s.version < EXCLUDED.version;
-         ALTER TABLE {live} RENAME TO user_views_retired;
+         WHERE s.version < EXCLUDED.version;",
+        live = view::LIVE,
+        shadow = view::SHADOW,
+    ))
+    .await?;
+    progress.enter(Phase::Swapping);
+    tx.batch_execute(&format!(
+        "ALTER TABLE {live} RENAME TO user_views_retired;
          ALTER TABLE {shadow} RENAME TO {live};
          DROP TABLE user_views_retired;
          UPDATE read_model_generation SET generation = generation + 1;
@@ -225,63 +260,4 @@ async fn swap_once(pool: &deadpool_postgres::Pool) -> Result<(), DbFailure> {
     ))
     .await?;
     Ok(tx.commit().await?)
-}
-
-/// A progress bar on a terminal, a log line every few seconds elsewhere.
-struct Progress {
-    bar: Option<ProgressBar>,
-    total: u64,
-    started: Instant,
-    last_line: std::sync::Mutex<Instant>,
-}
-
-impl Progress {
-    fn new(total: u64) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(total);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "replay {bar:40} {pos}/{len} events  {per_sec}  {eta} left",
-                )
-                .expect("a valid template"),
-            );
-            bar
-        });
-        Self {
-            bar,
-            total,
-            started: Instant::now(),
-            last_line: std::sync::Mutex::new(Instant::now()),
-        }
-    }
-
-    fn set(&self, done: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(done);
-            return;
-        }
-        let mut last_line = self.last_line.lock().expect("progress lock poisoned");
-        if last_line.elapsed() >= Duration::from_secs(2) {
-            *last_line = Instant::now();
-            let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-            tracing::info!(
-                done,
-                remaining = self.total.saturating_sub(done),
-                events_per_second = rate.round(),
-                "replaying"
-            );
-        }
-    }
-
-    fn finish(&self, done: u64) {
-        if let Some(bar) = &self.bar {
-            bar.finish();
-        }
-        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
-        tracing::info!(
-            done,
-            events_per_second = rate.round(),
-            "replay read every event"
-        );
-    }
 }
