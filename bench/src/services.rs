@@ -266,3 +266,23 @@ pub(crate) fn cpu_per_call(
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// Where the CPU went between two readings of [`cpu_by_name`], in % of one core.
+pub(crate) fn cpu_share(
+    names: &[&str],
+    before: &[Duration],
+    after: &[Duration],
+    elapsed: Duration,
+) -> String {
+    names
+        .iter()
+        .zip(before.iter().zip(after))
+        .map(|(name, (before, after))| {
+            format!(
+                "{name} {:.0}%",
+                100.0 * (*after - *before).as_secs_f64() / elapsed.as_secs_f64()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

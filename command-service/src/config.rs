@@ -91,9 +91,9 @@ pub struct OutboxArgs {
     #[arg(long, env = "OUTBOX_NOTIFY", default_value_t = false, action = clap::ArgAction::Set)]
     pub outbox_notify: bool,
 
-    /// Most records per producer batch. An idempotent producer sending one record per batch
-    /// manages only a few hundred records a second; keep query-service's
-    /// KAFKA_RESUME_REWIND at least this large while the broker is tansu.
+    /// Most records per producer batch. One record per batch manages only a few hundred
+    /// records a second; keep query-service's KAFKA_RESUME_REWIND at least this large while
+    /// the broker is tansu.
     #[arg(long, env = "KAFKA_BATCH_NUM_MESSAGES", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub kafka_batch_num_messages: u32,
 }

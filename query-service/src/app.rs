@@ -77,6 +77,7 @@ impl App {
             cache.clone(),
             projector_metrics,
             config.resume_rewind,
+            config.fetch_wait,
         )?;
 
         let (health, health_service) = readiness::dependency_health(

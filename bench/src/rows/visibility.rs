@@ -15,7 +15,20 @@ use tonic::transport::Channel;
 use users_shared::test_support::{self, TestDatabase};
 
 use super::{client, unique};
-use crate::{Bench, services::Service, table::Row};
+use crate::{
+    Bench,
+    services::{Service, cpu_by_name, cpu_share},
+    table::Row,
+};
+
+/// Where the CPU goes while both services work (process names as /proc has them).
+const PROCESSES: &[&str] = &[
+    "command-servic",
+    "query-service",
+    "postgres",
+    "tansu",
+    "users-bench",
+];
 
 const USERS: usize = 100;
 const WRITES_PER_SECOND: u64 = 500;
@@ -87,7 +100,19 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
 
     // A steady write rate; after each write, GetUser for that version.
+    let cpu_before = cpu_by_name(PROCESSES);
+    let started = std::time::Instant::now();
     let (latencies, rate) = paced_writes(&writes, Some(&reads), &ids, bench.duration()).await?;
+    println!(
+        "commit → readable{}: CPU used, in % of one core: {}",
+        bench.label,
+        cpu_share(
+            PROCESSES,
+            &cpu_before,
+            &cpu_by_name(PROCESSES),
+            started.elapsed()
+        )
+    );
     let (p50, p99) = percentiles(latencies);
     if let (Some(relay), Some(projector)) = (
         command.histogram_ms("outbox_publish_latency_seconds").await,
@@ -215,6 +240,8 @@ async fn paced_writes(
         .map(|writer| {
             let (mut writes, reads, ids) = (writes.clone(), reads.cloned(), ids.clone());
             tokio::spawn(async move {
+                // Spread over the period, so the rate is steady rather than a burst per tick.
+                tokio::time::sleep(period.mul_f64(writer as f64 / WRITERS as f64)).await;
                 let mut ticks = tokio::time::interval(period);
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 let (mut latencies, mut written) = (Vec::new(), 0u64);

@@ -56,6 +56,7 @@ impl Projector {
         cache: UserCache,
         metrics: ProjectorMetrics,
         resume_rewind: i64,
+        fetch_wait: Duration,
     ) -> KafkaResult<Self> {
         let stopping = Arc::new(AtomicBool::new(false));
         let consumer = cluster
@@ -68,7 +69,10 @@ impl Projector {
             .set("auto.commit.interval.ms", "1000")
             // Offsets are stored by hand, once their events are in the view.
             .set("enable.auto.offset.store", "false")
-            .set("fetch.wait.max.ms", "10")
+            .set(
+                "fetch.wait.max.ms",
+                fetch_wait.as_millis().max(1).to_string(),
+            )
             .set("statistics.interval.ms", "5000")
             // Eager rebalancing, which the context's rebalance callback is written for.
             .set("partition.assignment.strategy", "range")
