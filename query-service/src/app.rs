@@ -28,7 +28,7 @@ use crate::{
     grpc::{PageCache, QueryService, Reads, SharedLooks},
     migrations::MIGRATIONS,
     page_token::PageTokens,
-    projector::{Projector, ProjectorMetrics},
+    projector::{Consuming, Projector, ProjectorMetrics},
     replay, view,
 };
 
@@ -71,13 +71,15 @@ impl App {
         let projector_metrics = ProjectorMetrics::register(&mut registry, &topics.events());
         let projector = Projector::new(
             &cluster,
-            &config.consumer_group,
+            &Consuming {
+                group: config.consumer_group.clone(),
+                resume_rewind: config.resume_rewind,
+                fetch_wait: config.fetch_wait,
+            },
             topics,
             pool.clone(),
             cache.clone(),
             projector_metrics,
-            config.resume_rewind,
-            config.fetch_wait,
         )?;
 
         let (health, health_service) = readiness::dependency_health(

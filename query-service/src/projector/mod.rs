@@ -47,17 +47,31 @@ pub struct Projector {
     metrics: ProjectorMetrics,
 }
 
+/// How the projector consumes: its group, and the settings of `query-service`'s config.
+#[derive(Debug, Clone)]
+pub struct Consuming {
+    pub group: String,
+    /// Records to resume before a partition's committed offset (`KAFKA_RESUME_REWIND`).
+    pub resume_rewind: i64,
+    /// `KAFKA_FETCH_WAIT`.
+    pub fetch_wait: Duration,
+}
+
 impl Projector {
     pub fn new(
         cluster: &Cluster,
-        group: &str,
+        consuming: &Consuming,
         topics: Topics,
         pool: Pool,
         cache: UserCache,
         metrics: ProjectorMetrics,
-        resume_rewind: i64,
-        fetch_wait: Duration,
     ) -> KafkaResult<Self> {
+        let Consuming {
+            group,
+            resume_rewind,
+            fetch_wait,
+        } = consuming;
+        let (group, resume_rewind) = (group.as_str(), *resume_rewind);
         let stopping = Arc::new(AtomicBool::new(false));
         let consumer = cluster
             .client_config("query-service-projector")
