@@ -2,6 +2,7 @@
 //! the release binaries beside this one (or from `BENCH_BIN_DIR`).
 
 use std::{
+    collections::HashMap,
     net::{SocketAddr, TcpListener},
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -33,6 +34,18 @@ impl Cores {
             .is_ok_and(|status| status.success());
         Self {
             server: pinned.then(|| "0".to_owned()),
+        }
+    }
+
+    /// A command that runs `binary` on the server's core.
+    pub(crate) fn on_server(&self, binary: &std::path::Path) -> Command {
+        match &self.server {
+            Some(core) => {
+                let mut command = Command::new("taskset");
+                command.args(["-c", core]).arg(binary);
+                command
+            }
+            None => Command::new(binary),
         }
     }
 
@@ -78,14 +91,7 @@ impl Service {
         envs: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let (grpc, http) = (free_addr(), free_addr());
-        let mut command = match &cores.server {
-            Some(core) => {
-                let mut command = Command::new("taskset");
-                command.args(["-c", core]).arg(&binary);
-                command
-            }
-            None => Command::new(&binary),
-        };
+        let mut command = cores.on_server(&binary);
         let log = std::env::temp_dir().join(format!(
             "users-bench-{}-{}.log",
             binary.file_name().unwrap_or_default().to_string_lossy(),
@@ -218,71 +224,109 @@ async fn ready(http: SocketAddr) -> bool {
         .unwrap_or(false)
 }
 
-/// CPU time used so far by every process whose name starts with one of `names`, per name:
-/// where a row's time goes, Postgres and the broker included.
-pub(crate) fn cpu_by_name(names: &[&str]) -> Vec<Duration> {
-    let mut totals = vec![Duration::ZERO; names.len()];
-    let Ok(processes) = std::fs::read_dir("/proc") else {
-        return totals;
-    };
-    for process in processes.flatten() {
-        let Ok(stat) = std::fs::read_to_string(process.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = &stat[open + 1..close];
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let ticks = |at: usize| {
-            fields
-                .get(at)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        if let Some(at) = names.iter().position(|name| comm.starts_with(name)) {
-            totals[at] += Duration::from_millis((ticks(11) + ticks(12)) * 10);
+/// CPU time used so far: every core's busy time (/proc/stat), and each live process's own.
+pub(crate) struct CpuReading {
+    machine: Duration,
+    processes: HashMap<u32, (String, Duration)>,
+}
+
+impl CpuReading {
+    pub(crate) fn now() -> Self {
+        let mut processes = HashMap::new();
+        for process in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = process.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(process.path().join("stat")) else {
+                continue;
+            };
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            let ticks = |at: usize| {
+                fields
+                    .get(at)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let used = Duration::from_millis((ticks(11) + ticks(12)) * 10);
+            processes.insert(pid, (stat[open + 1..close].to_owned(), used));
+        }
+        Self {
+            machine: machine_busy(),
+            processes,
         }
     }
-    totals
-}
 
-/// Where the CPU went between two readings of [`cpu_by_name`], in µs per call.
-pub(crate) fn cpu_per_call(
-    names: &[&str],
-    before: &[Duration],
-    after: &[Duration],
-    calls: f64,
-) -> String {
-    names
-        .iter()
-        .zip(before.iter().zip(after))
-        .map(|(name, (before, after))| {
+    /// Time spent since `before`: `machine` first (which also holds processes that have ended
+    /// since, such as pgbench's backends), then, per name, the processes still alive whose
+    /// name starts with it (/proc keeps 15 characters of a name).
+    fn spent_since(&self, before: &Self, names: &[&str]) -> Vec<(String, Duration)> {
+        let mut spent = vec![(
+            "machine".to_owned(),
+            self.machine.saturating_sub(before.machine),
+        )];
+        for name in names {
+            let used = self
+                .processes
+                .iter()
+                .filter(|(_, (comm, _))| comm.starts_with(name))
+                .map(|(pid, (_, used))| {
+                    let earlier = before.processes.get(pid).map_or(Duration::ZERO, |p| p.1);
+                    used.saturating_sub(earlier)
+                })
+                .sum();
+            spent.push(((*name).to_owned(), used));
+        }
+        spent
+    }
+
+    /// Where the CPU went since `before`, in µs per call.
+    pub(crate) fn per_call(&self, before: &Self, names: &[&str], calls: f64) -> String {
+        show(self.spent_since(before, names), |spent| {
+            format!("{:.0} µs", spent.as_secs_f64() * 1e6 / calls.max(1.0))
+        })
+    }
+
+    /// Where the CPU went since `before`, in % of one core.
+    pub(crate) fn share(&self, before: &Self, names: &[&str], elapsed: Duration) -> String {
+        show(self.spent_since(before, names), |spent| {
             format!(
-                "{name} {:.0} µs",
-                (*after - *before).as_secs_f64() * 1e6 / calls.max(1.0)
+                "{:.0}%",
+                100.0 * spent.as_secs_f64() / elapsed.as_secs_f64()
             )
         })
+    }
+}
+
+fn show(spent: Vec<(String, Duration)>, unit: impl Fn(Duration) -> String) -> String {
+    spent
+        .into_iter()
+        .map(|(name, spent)| format!("{name} {}", unit(spent)))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// Where the CPU went between two readings of [`cpu_by_name`], in % of one core.
-pub(crate) fn cpu_share(
-    names: &[&str],
-    before: &[Duration],
-    after: &[Duration],
-    elapsed: Duration,
-) -> String {
-    names
-        .iter()
-        .zip(before.iter().zip(after))
-        .map(|(name, (before, after))| {
-            format!(
-                "{name} {:.0}%",
-                100.0 * (*after - *before).as_secs_f64() / elapsed.as_secs_f64()
+/// Busy time of every core so far: user, nice, system, irq, softirq and steal.
+fn machine_busy() -> Duration {
+    let ticks: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            let line = stat.lines().next()?.to_owned();
+            let fields: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|field| field.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal
+            Some(
+                [0, 1, 2, 5, 6, 7]
+                    .iter()
+                    .filter_map(|at| fields.get(*at))
+                    .sum(),
             )
         })
-        .collect::<Vec<_>>()
-        .join(", ")
+        .unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }

@@ -5,6 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
 use tonic::transport::{Channel, Endpoint};
+use users_shared::test_support::nickname_update;
 use uuid::Uuid;
 
 pub(crate) type UserClient = UserServiceClient<Channel>;
@@ -38,22 +39,6 @@ pub(crate) fn create_request(email: &str) -> v1::CreateUserRequest {
             ..v1::User::default()
         }),
         password: PASSWORD.to_owned(),
-    }
-}
-
-/// A new nickname; every call with a new one makes a new version.
-pub(crate) fn nickname_update(id: &str, nickname: &str) -> v1::UpdateUserRequest {
-    v1::UpdateUserRequest {
-        user: Some(v1::User {
-            id: id.to_owned(),
-            nickname: nickname.to_owned(),
-            ..v1::User::default()
-        }),
-        update_mask: Some(prost_types::FieldMask {
-            paths: vec!["nickname".to_owned()],
-        }),
-        password: String::new(),
-        expected_version: None,
     }
 }
 

@@ -402,6 +402,22 @@ impl EventWriter {
     }
 }
 
+/// An UpdateUser of the nickname alone; every call with a new one makes a new version.
+pub fn nickname_update(id: &str, nickname: &str) -> shared_proto::v1::UpdateUserRequest {
+    shared_proto::v1::UpdateUserRequest {
+        user: Some(shared_proto::v1::User {
+            id: id.to_owned(),
+            nickname: nickname.to_owned(),
+            ..shared_proto::v1::User::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["nickname".to_owned()],
+        }),
+        password: String::new(),
+        expected_version: None,
+    }
+}
+
 /// One sample of a Prometheus text exposition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {

@@ -15,9 +15,12 @@ use crate::{
     Bench,
     load::{self, Bodies, Plan, frame},
     pgbench,
-    services::Service,
+    services::{CpuReading, Service},
     table::Row,
 };
+
+/// Where a read's CPU goes (process names as /proc has them, at most 15 characters).
+const PROCESSES: &[&str] = &["query-service", "postgres", "users-bench"];
 
 const USERS: usize = 100_000;
 const HOT: usize = 1_000;
@@ -71,6 +74,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     // From the view: every id once, so each call misses the cache. The same pass fills the
     // cache for the memory figure.
     let rss_before = query.rss_bytes();
+    let cpu_before = CpuReading::now();
     let cold = load::run(Plan {
         addr: query.grpc,
         path: "/user.v1.UserService/GetUser",
@@ -81,14 +85,21 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     })
     .await?;
     check(&cold, "GetUser from the view")?;
+    let cpu_cold = CpuReading::now();
     let select = pgbench::run(
-        &db.url,
+        &super::plain(&db.url),
         &format!(
             "\\set n random(1, {USERS})\nSELECT {VIEW_COLUMNS} FROM user_views WHERE id = md5(:n::text)::uuid;\n"
         ),
         bench.concurrency,
         bench.seconds,
     )?;
+    println!(
+        "GetUser from the view{}: CPU per call: {}; pgbench per SELECT: {}",
+        bench.label,
+        cpu_cold.per_call(&cpu_before, PROCESSES, cold.ok as f64),
+        CpuReading::now().per_call(&cpu_cold, &[], select.tps * bench.seconds as f64),
+    );
     rows.push(
         Row::new(
             bench.figure(&format!(
@@ -235,6 +246,7 @@ async fn list_users(bench: &Bench, query: &Service, db: &TestDatabase) -> anyhow
     };
 
     let mut rows = Vec::new();
+    let mut first_page_tps = f64::NAN;
     for (what, bodies, script) in [
         ("first page", vec![frame(&first)], page_sql("")),
         (
@@ -263,6 +275,9 @@ async fn list_users(bench: &Bench, query: &Service, db: &TestDatabase) -> anyhow
             bench.concurrency,
             bench.seconds,
         )?;
+        if what == "first page" {
+            first_page_tps = select.tps;
+        }
         rows.push(
             Row::new(
                 bench.figure(&format!(
@@ -274,6 +289,52 @@ async fn list_users(bench: &Bench, query: &Service, db: &TestDatabase) -> anyhow
             .rate(listed.rate())
             .latency(listed.percentile_ms(0.5), listed.percentile_ms(0.99))
             .against("pgbench, the same SELECT", select.tps),
+        );
+    }
+    // The same first page from a replica that answers every page from the view.
+    let uncached = Service::start(
+        &bench.cores,
+        bench.binary("query-service"),
+        &[
+            format!("--database-url={}", super::plain(&db.url)),
+            format!("--kafka-brokers={}", test_support::brokers()),
+            format!("--kafka-topic-prefix={}.", unique("reads")),
+            format!("--kafka-consumer-group={}", unique("reads")),
+            format!("--database-pool-size={}", bench.concurrency),
+            "--list-cache-ttl=0s".to_owned(),
+        ],
+        &[],
+    )
+    .await;
+    // Binaries from before the page cache know no such setting.
+    if let Ok(uncached) = uncached {
+        let cpu_before = CpuReading::now();
+        let listed = load::run(Plan {
+            addr: uncached.grpc,
+            path: "/user.v1.UserService/ListUsers",
+            bodies: Bodies::Shared(Arc::new(vec![frame(&first)])),
+            connections: 4,
+            concurrency: bench.concurrency,
+            duration: bench.duration(),
+        })
+        .await?;
+        check(&listed, "ListUsers without the page cache")?;
+        println!(
+            "ListUsers without the page cache{}: CPU per call: {}",
+            bench.label,
+            CpuReading::now().per_call(&cpu_before, PROCESSES, listed.ok as f64),
+        );
+        rows.push(
+            Row::new(
+                bench.figure(&format!(
+                    "ListUsers, first page, page cache off (LIST_CACHE_TTL=0s), {} callers",
+                    bench.concurrency
+                )),
+                "—",
+            )
+            .rate(listed.rate())
+            .latency(listed.percentile_ms(0.5), listed.percentile_ms(0.99))
+            .against("pgbench, the same SELECT", first_page_tps),
         );
     }
     let alone = load::run(Plan {
@@ -312,15 +373,9 @@ async fn bare_server(bench: &Bench, answer: &v1::GetUserResponse) -> anyhow::Res
         .map(|byte| format!("{byte:02x}"))
         .collect();
     let binary = crate::services::binary("bare-grpc", None);
-    let mut command = match &bench.cores.server {
-        Some(core) => {
-            let mut command = std::process::Command::new("taskset");
-            command.args(["-c", core]).arg(&binary);
-            command
-        }
-        None => std::process::Command::new(&binary),
-    };
-    let child = command
+    let child = bench
+        .cores
+        .on_server(&binary)
         .arg(addr.to_string())
         .arg(hex)
         .stdout(std::process::Stdio::null())

@@ -37,14 +37,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
 
     let db = test_support::TestDatabase::create().await;
     let binary = bench.binary("query-service");
-    let mut command = match &bench.cores.server {
-        Some(core) => {
-            let mut command = std::process::Command::new("taskset");
-            command.args(["-c", core]).arg(&binary);
-            command
-        }
-        None => std::process::Command::new(&binary),
-    };
+    let mut command = bench.cores.on_server(&binary);
     command
         .arg(format!("--database-url={}", super::plain(&db.url)))
         .arg(format!("--kafka-brokers={brokers}"))
@@ -67,16 +60,19 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         .query_one("SELECT count(*) FROM user_views", &[])
         .await?
         .get(0);
-    anyhow::ensure!(
-        rows as usize == bench.replay_events,
-        "the replay wrote {rows} rows"
-    );
+    // Short is a finding, not a failure of the bench: binaries before the fix stopped at
+    // tansu's reported ends and lost the rest of each partition's last batch.
+    let short = if rows as usize == bench.replay_events {
+        String::new()
+    } else {
+        format!(" (only {rows} users in the model)")
+    };
 
     let rate = |elapsed: Duration| bench.replay_events as f64 / elapsed.as_secs_f64();
     Ok(vec![
         Row::new(
             bench.figure(&format!(
-                "replay of {} events into a fresh model, events/s",
+                "replay of {} events into a fresh model, events/s{short}",
                 bench.replay_events
             )),
             "≥ 0.5×",

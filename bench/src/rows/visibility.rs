@@ -9,7 +9,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use prost_types::FieldMask;
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
 use tonic::transport::Channel;
 use users_shared::test_support::{self, TestDatabase};
@@ -17,7 +16,7 @@ use users_shared::test_support::{self, TestDatabase};
 use super::{client, unique};
 use crate::{
     Bench,
-    services::{Service, cpu_by_name, cpu_share},
+    services::{CpuReading, Service},
     table::Row,
 };
 
@@ -100,18 +99,13 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
 
     // A steady write rate; after each write, GetUser for that version.
-    let cpu_before = cpu_by_name(PROCESSES);
+    let cpu_before = CpuReading::now();
     let started = std::time::Instant::now();
     let (latencies, rate) = paced_writes(&writes, Some(&reads), &ids, bench.duration()).await?;
     println!(
         "commit → readable{}: CPU used, in % of one core: {}",
         bench.label,
-        cpu_share(
-            PROCESSES,
-            &cpu_before,
-            &cpu_by_name(PROCESSES),
-            started.elapsed()
-        )
+        CpuReading::now().share(&cpu_before, PROCESSES, started.elapsed())
     );
     let (p50, p99) = percentiles(latencies);
     if let (Some(relay), Some(projector)) = (
@@ -251,18 +245,10 @@ async fn paced_writes(
                     n += 1;
                     let id = ids[(writer + WRITERS * (n % 2)) % ids.len()].clone();
                     let updated = writes
-                        .update_user(v1::UpdateUserRequest {
-                            user: Some(v1::User {
-                                id: id.clone(),
-                                nickname: format!("w{writer}n{n}"),
-                                ..v1::User::default()
-                            }),
-                            update_mask: Some(FieldMask {
-                                paths: vec!["nickname".into()],
-                            }),
-                            password: String::new(),
-                            expected_version: None,
-                        })
+                        .update_user(test_support::nickname_update(
+                            &id,
+                            &format!("w{writer}n{n}"),
+                        ))
                         .await?
                         .into_inner()
                         .user

@@ -16,11 +16,10 @@ use argon2::{
     password_hash::{PasswordHasher as _, SaltString},
 };
 use password_hash::rand_core::OsRng;
-use prost_types::FieldMask;
 use shared_proto::v1;
 use users_shared::{
     event_headers, kafka,
-    test_support::{self, EventReader, TestDatabase},
+    test_support::{self, EventReader, TestDatabase, nickname_update},
     topics::Topics,
 };
 use uuid::Uuid;
@@ -30,18 +29,12 @@ use crate::{
     Bench,
     load::{self, Bodies, Plan, frame},
     pgbench,
-    services::{Service, cpu_by_name, cpu_per_call},
+    services::{CpuReading, Service},
     table::Row,
 };
 
 /// Where a write's CPU goes (process names as /proc has them, at most 15 characters).
-const PROCESSES: &[&str] = &[
-    "postgres",
-    "command-servic",
-    "tansu",
-    "users-bench",
-    "pgbench",
-];
+const PROCESSES: &[&str] = &["command-servic", "postgres", "tansu", "users-bench"];
 
 pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let db = TestDatabase::create().await;
@@ -101,16 +94,17 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         } else {
             update_statements(notify)
         };
-        let cpu_before = cpu_by_name(PROCESSES);
+        let cpu_before = CpuReading::now();
         let baseline = pgbench::run(
             &super::plain(&db.url),
             &statements,
             bench.concurrency,
             bench.seconds,
         )?;
-        let cpu_pgbench = cpu_by_name(PROCESSES);
+        let cpu_pgbench = CpuReading::now();
         admin.batch_execute("DELETE FROM outbox").await?;
         service = start(notify).await?;
+        let cpu_started = CpuReading::now();
         let updated = load::run(Plan {
             addr: service.grpc,
             path: "/user.v1.UserService/UpdateUser",
@@ -121,18 +115,13 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         })
         .await?;
         check(&updated, "UpdateUser")?;
-        let cpu_after = cpu_by_name(PROCESSES);
+        let cpu_after = CpuReading::now();
         let switch = if notify { "on" } else { "off" };
         println!(
             "UpdateUser, NOTIFY {switch}{}: CPU per call: {}; pgbench per transaction: {}",
             bench.label,
-            cpu_per_call(PROCESSES, &cpu_pgbench, &cpu_after, updated.ok as f64),
-            cpu_per_call(
-                PROCESSES,
-                &cpu_before,
-                &cpu_pgbench,
-                baseline.tps * bench.seconds as f64
-            ),
+            cpu_after.per_call(&cpu_started, PROCESSES, updated.ok as f64),
+            cpu_pgbench.per_call(&cpu_before, &[], baseline.tps * bench.seconds as f64),
         );
         rows.push(
             Row::new(
@@ -354,21 +343,6 @@ fn raw_hash_rate(threads: usize, duration: Duration) -> f64 {
     hashing.store(false, Ordering::Relaxed);
     let hashes: u64 = hashers.into_iter().map(|h| h.join().unwrap_or(0)).sum();
     hashes as f64 / started.elapsed().as_secs_f64()
-}
-
-fn nickname_update(id: &str, nickname: &str) -> v1::UpdateUserRequest {
-    v1::UpdateUserRequest {
-        user: Some(v1::User {
-            id: id.to_owned(),
-            nickname: nickname.to_owned(),
-            ..v1::User::default()
-        }),
-        update_mask: Some(FieldMask {
-            paths: vec!["nickname".into()],
-        }),
-        password: String::new(),
-        expected_version: None,
-    }
 }
 
 fn create_request() -> v1::CreateUserRequest {

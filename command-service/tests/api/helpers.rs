@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 pub use users_shared::{
     kafka::header,
-    test_support::{EventReader, TestDatabase, field_violations as violations},
+    test_support::{EventReader, TestDatabase, field_violations as violations, nickname_update},
 };
 
 pub const PARTITIONS: i32 = 3;

@@ -1,7 +1,5 @@
 use std::time::Duration;
 
-use shared_proto::v1;
-
 use users_shared::test_support::{http_get, parse_metrics, sample};
 
 use crate::helpers::*;
@@ -180,19 +178,4 @@ async fn calls_in_flight_when_postgres_drops_every_connection_say_retry_and_the_
     let user = app.create_user(&unique_email()).await;
     app.update(nickname_update(&user.id, "healed")).await;
     assert!(terminated_at.elapsed() < Duration::from_secs(10));
-}
-
-fn nickname_update(id: &str, nickname: &str) -> v1::UpdateUserRequest {
-    v1::UpdateUserRequest {
-        user: Some(v1::User {
-            id: id.to_owned(),
-            nickname: nickname.to_owned(),
-            ..v1::User::default()
-        }),
-        update_mask: Some(prost_types::FieldMask {
-            paths: vec!["nickname".into()],
-        }),
-        password: String::new(),
-        expected_version: None,
-    }
 }

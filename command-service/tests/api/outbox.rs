@@ -224,18 +224,3 @@ async fn the_backlog_gauge_reads_a_bounded_part_of_a_large_outbox() {
     assert_eq!((capped, span), (10_000, 30_000));
     assert!(oldest >= 60.0, "{oldest}");
 }
-
-fn nickname_update(id: &str, nickname: &str) -> v1::UpdateUserRequest {
-    v1::UpdateUserRequest {
-        user: Some(v1::User {
-            id: id.to_owned(),
-            nickname: nickname.to_owned(),
-            ..v1::User::default()
-        }),
-        update_mask: Some(prost_types::FieldMask {
-            paths: vec!["nickname".to_owned()],
-        }),
-        expected_version: None,
-        password: String::new(),
-    }
-}
