@@ -8,7 +8,6 @@ use rdkafka::{
     ClientConfig,
     consumer::{BaseConsumer, Consumer},
 };
-use users_shared::kafka;
 
 /// A line for the group, then one per member: its id and how many partitions it holds.
 pub(crate) async fn describe(brokers: &str, group: &str) -> anyhow::Result<Vec<String>> {
@@ -32,7 +31,7 @@ pub(crate) async fn describe(brokers: &str, group: &str) -> anyhow::Result<Vec<S
             for member in described.members() {
                 let partitions = member
                     .assignment()
-                    .map_or(0, |bytes| kafka::assigned_partitions(bytes).unwrap_or(0));
+                    .map_or(0, |bytes| assigned_partitions(bytes).unwrap_or(0));
                 lines.push(format!(
                     "member {} holds {partitions} partition(s)",
                     member.id()
@@ -42,4 +41,48 @@ pub(crate) async fn describe(brokers: &str, group: &str) -> anyhow::Result<Vec<S
         Ok(lines)
     })
     .await?
+}
+
+/// How many partitions a consumer-protocol assignment (a group member's, as DescribeGroups
+/// returns it) holds: version (i16), then an array (i32 length) of topic (i16 length +
+/// bytes) with an array (i32 length) of partitions (i32). `None` when malformed.
+fn assigned_partitions(bytes: &[u8]) -> Option<usize> {
+    let mut rest = bytes.get(2..)?;
+    let mut take = |width: usize| -> Option<&[u8]> {
+        let (field, after) = (rest.get(..width)?, rest.get(width..)?);
+        rest = after;
+        Some(field)
+    };
+    let int32 =
+        |field: &[u8]| i32::from_be_bytes([field[0], field[1], field[2], field[3]]).max(0) as usize;
+    let topics = int32(take(4)?);
+    let mut partitions = 0;
+    for _ in 0..topics {
+        let name = take(2)?;
+        take(i16::from_be_bytes([name[0], name[1]]).max(0) as usize)?;
+        let count = int32(take(4)?);
+        take(4 * count)?;
+        partitions += count;
+    }
+    Some(partitions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_assignment_counts_its_partitions() {
+        let mut bytes = vec![0, 0, 0, 0, 0, 2];
+        for topic in ["a", "bc"] {
+            bytes.extend((topic.len() as i16).to_be_bytes());
+            bytes.extend(topic.as_bytes());
+            bytes.extend(2i32.to_be_bytes());
+            bytes.extend(0i32.to_be_bytes());
+            bytes.extend(1i32.to_be_bytes());
+        }
+        assert_eq!(assigned_partitions(&bytes), Some(4));
+        assert_eq!(assigned_partitions(&[0, 0]), None);
+        assert_eq!(assigned_partitions(&bytes[..bytes.len() - 2]), None);
+    }
 }

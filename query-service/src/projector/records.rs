@@ -4,6 +4,7 @@
 //! which also holds the consumer back while the projector cannot write the view.
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -12,18 +13,18 @@ use std::{
 };
 
 use rdkafka::{
+    Offset, TopicPartitionList,
     consumer::{BaseConsumer, CommitMode, Consumer},
     error::KafkaResult,
     message::OwnedMessage,
 };
 use tokio::sync::mpsc;
-use users_shared::kafka;
 
 use super::context::ProjectorContext;
 
 /// Records polled ahead of the projector, at most.
 const AHEAD: usize = 2_000;
-/// How often the consumer thread checks that every partition has an owner in the group.
+/// How often the consumer thread checks that every partition makes progress in the group.
 const GROUP_CHECK: Duration = Duration::from_secs(10);
 
 pub(super) struct Records {
@@ -91,11 +92,11 @@ fn poll(
     stopping: &AtomicBool,
 ) {
     let mut next_check = Instant::now() + GROUP_CHECK;
-    let mut unheld_before = false;
+    let mut stalls = Stalls::default();
     while !stopping.load(Ordering::Acquire) {
         if Instant::now() >= next_check {
             next_check = Instant::now() + GROUP_CHECK;
-            unheld_before = rejoin_if_unheld(consumer, group, unheld_before);
+            stalls.check(consumer, group);
         }
         let Some(polled) = consumer.poll(Duration::from_millis(100)) else {
             continue;
@@ -112,68 +113,99 @@ fn poll(
     }
 }
 
-/// A stable group may still leave partitions to no one: tansu, once killed members' sessions
-/// expire, has handed the survivor an assignment made for the dead ones too, and then
-/// nothing is projected from those partitions. Seen at two checks in a row (a rebalance in
-/// progress passes by), the consumer leaves the group and joins it again, which makes the
-/// group assign every partition anew. Returns whether partitions were unheld this time.
-fn rejoin_if_unheld(
-    consumer: &BaseConsumer<ProjectorContext>,
-    group: &Group,
-    unheld_before: bool,
-) -> bool {
-    let unheld = match unheld_partitions(consumer, group) {
-        Ok(unheld) => unheld,
-        Err(error) => {
-            tracing::debug!(%error, "cannot check the group's assignment");
-            return unheld_before;
-        }
-    };
-    if unheld == 0 {
-        return false;
-    }
-    if !unheld_before {
-        return true;
-    }
-    tracing::warn!(
-        unheld,
-        group = %group.id,
-        "partitions no member of the group holds; joining the group again"
-    );
-    let topics: Vec<&str> = group.topics.iter().map(String::as_str).collect();
-    consumer.unsubscribe();
-    if let Err(error) = consumer.subscribe(&topics) {
-        tracing::error!(%error, "projector cannot subscribe again");
-    }
-    false
+/// A group may leave partitions to no one and still call itself stable: tansu, once killed
+/// members' sessions expire, has handed the survivor an assignment made for the dead ones
+/// too, and then nothing is projected from those partitions. tansu's DescribeGroups lists no
+/// members, so the symptom is what is watched, on any broker: a partition this consumer does
+/// not hold, with records past the group's committed offset, and that offset unmoved since
+/// the last check. Stalled at two checks in a row (a rebalance in progress passes by), the
+/// consumer leaves the group and joins it again, which makes the group assign every
+/// partition anew. A replica that cannot project itself never gets here: its thread waits
+/// in `blocking_send`, so replicas do not churn the group while Postgres is down.
+#[derive(Default)]
+struct Stalls {
+    /// The committed offset of each partition held elsewhere and behind, at the last check.
+    behind: HashMap<(String, i32), i64>,
+    stalled_before: bool,
 }
 
-/// Partitions of the subscribed topics that no member of the group holds; none while the
-/// group is rebalancing.
-fn unheld_partitions(
+impl Stalls {
+    fn check(&mut self, consumer: &BaseConsumer<ProjectorContext>, group: &Group) {
+        let behind = match behind_elsewhere(consumer, group) {
+            Ok(behind) => behind,
+            Err(error) => {
+                tracing::debug!(%error, "cannot check the group's progress");
+                return;
+            }
+        };
+        let stalled = behind
+            .iter()
+            .filter(|(partition, committed)| self.behind.get(*partition) == Some(committed))
+            .count();
+        self.behind = behind;
+        if stalled == 0 {
+            self.stalled_before = false;
+            return;
+        }
+        if !self.stalled_before {
+            self.stalled_before = true;
+            return;
+        }
+        tracing::warn!(
+            stalled,
+            group = %group.id,
+            "partitions held by no live member of the group; joining the group again"
+        );
+        *self = Self::default();
+        let topics: Vec<&str> = group.topics.iter().map(String::as_str).collect();
+        consumer.unsubscribe();
+        if let Err(error) = consumer.subscribe(&topics) {
+            tracing::error!(%error, "projector cannot subscribe again");
+        }
+    }
+}
+
+/// The partitions of the subscribed topics that this consumer does not hold and whose
+/// records the group has not all committed, with the committed offset of each.
+fn behind_elsewhere(
     consumer: &BaseConsumer<ProjectorContext>,
     group: &Group,
-) -> KafkaResult<usize> {
-    let mut partitions = 0;
+) -> KafkaResult<HashMap<(String, i32), i64>> {
+    const WAIT: Duration = Duration::from_secs(5);
+    let held = consumer.assignment()?;
+    let mut elsewhere = TopicPartitionList::new();
+    let mut ends = HashMap::new();
     for topic in &group.topics {
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
-        partitions += metadata
+        let metadata = consumer.fetch_metadata(Some(topic), WAIT)?;
+        for partition in metadata
             .topics()
             .iter()
-            .map(|topic| topic.partitions().len())
-            .sum::<usize>();
-    }
-    let described = consumer.fetch_group_list(Some(&group.id), Duration::from_secs(5))?;
-    let mut held = 0;
-    for found in described.groups() {
-        if found.state() != "Stable" {
-            return Ok(0);
+            .flat_map(|topic| topic.partitions())
+        {
+            let id = partition.id();
+            if held.find_partition(topic, id).is_some() {
+                continue;
+            }
+            let (low, high) = consumer.fetch_watermarks(topic, id, WAIT)?;
+            elsewhere.add_partition(topic, id);
+            ends.insert((topic.clone(), id), (low, high));
         }
-        held += found
-            .members()
-            .iter()
-            .filter_map(|member| member.assignment().and_then(kafka::assigned_partitions))
-            .sum::<usize>();
     }
-    Ok(partitions.saturating_sub(held))
+    if elsewhere.count() == 0 {
+        return Ok(HashMap::new());
+    }
+    let committed = consumer.committed_offsets(elsewhere, WAIT)?;
+    Ok(committed
+        .elements()
+        .iter()
+        .filter_map(|element| {
+            let key = (element.topic().to_owned(), element.partition());
+            let (low, high) = *ends.get(&key)?;
+            let committed = match element.offset() {
+                Offset::Offset(offset) => offset,
+                _ => low,
+            };
+            (committed < high).then_some((key, committed))
+        })
+        .collect())
 }
