@@ -27,6 +27,12 @@ impl Row {
         self
     }
 
+    /// The rate and the p50 and p99 latencies of a load run.
+    pub(crate) fn measured(self, load: &crate::load::Load) -> Self {
+        self.rate(load.rate())
+            .latency(load.percentile_ms(0.5), load.percentile_ms(0.99))
+    }
+
     pub(crate) fn latency(mut self, p50_ms: f64, p99_ms: f64) -> Self {
         self.p50_ms = Some(p50_ms);
         self.p99_ms = Some(p99_ms);

@@ -11,7 +11,10 @@ use std::{
 use tokio_postgres::Client;
 use uuid::Uuid;
 
-use crate::ledger::Acks;
+use crate::{
+    ledger::{Acks, Ledger},
+    outcome::Recorder,
+};
 
 /// A user's columns, timestamps in microseconds (Postgres's precision on both sides).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +208,24 @@ pub(crate) async fn converge(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Waits for the models to agree (see [`converge`]) and records in `rec` what was lost and,
+/// when they never agreed, `failure` with the differences.
+pub(crate) async fn expect_converged(
+    rec: &Recorder,
+    write_db: &Client,
+    read_db: &Client,
+    ledger: &Ledger,
+    within: Duration,
+    failure: &str,
+) -> anyhow::Result<(Comparison, Duration)> {
+    let (comparison, took) = converge(write_db, read_db, &ledger.snapshot(), within).await?;
+    rec.lost(comparison.lost);
+    rec.check(comparison.agrees(), || {
+        format!("{failure}: {}", comparison.summary())
+    });
+    Ok((comparison, took))
 }
 
 /// Waits until two read models are equal row by row, or `within` runs out; the differences

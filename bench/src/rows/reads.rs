@@ -108,8 +108,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             )),
             "≥ 0.8×",
         )
-        .rate(cold.rate())
-        .latency(cold.percentile_ms(0.5), cold.percentile_ms(0.99))
+        .measured(&cold)
         .against("pgbench, the same SELECT", select.tps),
     );
     // The rest of the ids, untimed, so that every user is cached.
@@ -184,8 +183,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             bench.figure(&format!("GetUser, cache hit, {many} callers")),
             "≥ 0.9×",
         )
-        .rate(cached.rate())
-        .latency(cached.percentile_ms(0.5), cached.percentile_ms(0.99))
+        .measured(&cached)
         .against("bare tonic server, same response", baseline.rate()),
     );
 
@@ -286,8 +284,7 @@ async fn list_users(bench: &Bench, query: &Service, db: &TestDatabase) -> anyhow
                 )),
                 "≥ 1.0×",
             )
-            .rate(listed.rate())
-            .latency(listed.percentile_ms(0.5), listed.percentile_ms(0.99))
+            .measured(&listed)
             .against("pgbench, the same SELECT", select.tps),
         );
     }
@@ -332,8 +329,7 @@ async fn list_users(bench: &Bench, query: &Service, db: &TestDatabase) -> anyhow
                 )),
                 "—",
             )
-            .rate(listed.rate())
-            .latency(listed.percentile_ms(0.5), listed.percentile_ms(0.99))
+            .measured(&listed)
             .against("pgbench, the same SELECT", first_page_tps),
         );
     }
@@ -358,8 +354,7 @@ async fn list_users(bench: &Bench, query: &Service, db: &TestDatabase) -> anyhow
             bench.figure("ListUsers, first page, one caller"),
             "p50 ≤ 2 ms",
         )
-        .rate(alone.rate())
-        .latency(alone.percentile_ms(0.5), alone.percentile_ms(0.99))
+        .measured(&alone)
         .against("pgbench, the same SELECT, one client", select.tps),
     );
     Ok(rows)

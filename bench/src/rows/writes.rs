@@ -131,8 +131,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
                 )),
                 if notify { "—" } else { "≥ 0.8×" },
             )
-            .rate(updated.rate())
-            .latency(updated.percentile_ms(0.5), updated.percentile_ms(0.99))
+            .measured(&updated)
             .against(
                 format!("pgbench, the service's statements, NOTIFY {switch}"),
                 baseline.tps,
@@ -166,8 +165,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             bench.figure(&format!("CreateUser, {} callers", bench.concurrency)),
             "—",
         )
-        .rate(created.rate())
-        .latency(created.percentile_ms(0.5), created.percentile_ms(0.99))
+        .measured(&created)
         .against(format!("raw argon2id on {threads} thread(s)"), raw),
     );
     Ok(rows)

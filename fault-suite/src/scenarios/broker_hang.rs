@@ -114,20 +114,15 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
 
     let write_db = pg::connect(&stack.write_db.url).await?;
     let read_db = pg::connect(&stack.read_db.url).await?;
-    let (comparison, took) = models::converge(
+    let (comparison, took) = models::expect_converged(
+        &rec,
         &write_db,
         &read_db,
-        &ledger.snapshot(),
+        &ledger,
         Duration::from_secs(90),
+        "after SIGCONT the read model does not match the write model",
     )
     .await?;
-    rec.lost(comparison.lost);
-    rec.check(comparison.agrees(), || {
-        format!(
-            "after SIGCONT the read model does not match the write model: {}",
-            comparison.summary()
-        )
-    });
     if comparison.agrees() {
         rec.note(format!(
             "read model equal to the write model {:.1} s after SIGCONT",

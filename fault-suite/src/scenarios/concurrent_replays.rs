@@ -136,20 +136,15 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
         );
     }
 
-    let (after, took) = models::converge(
+    let (after, took) = models::expect_converged(
+        &rec,
         &write_db,
         &read_db,
-        &ledger.snapshot(),
+        &ledger,
         Duration::from_secs(60),
+        "after the replays the read model does not match the write model",
     )
     .await?;
-    rec.lost(after.lost);
-    rec.check(after.agrees(), || {
-        format!(
-            "after the replays the read model does not match the write model: {}",
-            after.summary()
-        )
-    });
     if after.agrees() {
         rec.note(format!(
             "read model complete {:.1} s after the replays ended",

@@ -69,20 +69,15 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
         format!("the write model holds {rows} users with the email")
     });
     let read_db = pg::connect(&stack.read_db.url).await?;
-    let (comparison, _) = models::converge(
+    models::expect_converged(
+        &rec,
         &write_db,
         &read_db,
-        &ledger.snapshot(),
+        &ledger,
         Duration::from_secs(30),
+        "the read model does not match the write model",
     )
     .await?;
-    rec.lost(comparison.lost);
-    rec.check(comparison.agrees(), || {
-        format!(
-            "the read model does not match the write model: {}",
-            comparison.summary()
-        )
-    });
     let created: Vec<Uuid> = ledger.snapshot().keys().copied().collect();
     rec.load(format!(
         "{CALLS} concurrent creates: {oks} OK, {taken} ALREADY_EXISTS"

@@ -77,20 +77,15 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
         .map_err(|status| anyhow::anyhow!("DeleteUser failed: {status}"))?;
     ledger.ack_delete(doomed, 3);
 
-    let (comparison, _) = models::converge(
+    models::expect_converged(
+        &rec,
         &write_db,
         &read_db,
-        &ledger.snapshot(),
+        &ledger,
         Duration::from_secs(30),
+        "writes after the poison did not all reach the read model",
     )
     .await?;
-    rec.lost(comparison.lost);
-    rec.check(comparison.agrees(), || {
-        format!(
-            "writes after the poison did not all reach the read model: {}",
-            comparison.summary()
-        )
-    });
 
     // The dead letters: each poison record once at least, from each topic.
     let dead_letters = wait_for_dead_letters(&stack, poisoned).await;

@@ -125,20 +125,15 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
     stack.broker.accept(&stack.topics.updated);
     rec.say(format!("the broker accepts {} again", stack.topics.updated));
     let write_db = pg::connect(&stack.write_db.url).await?;
-    let (comparison, took) = models::converge(
+    let (comparison, took) = models::expect_converged(
+        &rec,
         &write_db,
         &read_db,
-        &ledger.snapshot(),
+        &ledger,
         Duration::from_secs(60),
+        "after the topic was accepted again the read model does not match the write model",
     )
     .await?;
-    rec.lost(comparison.lost);
-    rec.check(comparison.agrees(), || {
-        format!(
-            "after the topic was accepted again the read model does not match the write model: {}",
-            comparison.summary()
-        )
-    });
     if comparison.agrees() {
         rec.note(format!(
             "everything arrived {:.1} s after the topic was accepted again",

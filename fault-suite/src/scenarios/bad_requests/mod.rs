@@ -123,20 +123,15 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
     }
     let write_db = pg::connect(&stack.write_db.url).await?;
     let read_db = pg::connect(&stack.read_db.url).await?;
-    let (comparison, _) = models::converge(
+    models::expect_converged(
+        &rec,
         &write_db,
         &read_db,
-        &ledger.snapshot(),
+        &ledger,
         Duration::from_secs(30),
+        "the read model does not match the write model",
     )
     .await?;
-    rec.lost(comparison.lost);
-    rec.check(comparison.agrees(), || {
-        format!(
-            "the read model does not match the write model: {}",
-            comparison.summary()
-        )
-    });
     // None of them may have changed the user they aimed at.
     let untouched = models::write_model(&write_db)
         .await?
