@@ -44,8 +44,10 @@ const SWAP_ATTEMPTS: u32 = 5;
 pub struct ReplayRunning;
 
 const BATCH: usize = 1000;
-/// How long the topics must stay quiet after the reported ends for the reading to stop.
-const QUIET: Duration = Duration::from_millis(500);
+/// How long the topics must stay quiet after the reported ends for the reading to stop. The
+/// consumer fetches ahead of what it hands out, so the rest of a last batch is usually in hand
+/// when its reported end is read; this is ten fetch waits more for it to come.
+const QUIET: Duration = Duration::from_millis(100);
 /// The longest the reading goes on after the reported ends, however busy the topics are.
 const TAIL_LIMIT: Duration = Duration::from_secs(10);
 
