@@ -14,6 +14,7 @@ use rdkafka::{
     message::{Header, OwnedHeaders},
     producer::{FutureRecord, Producer as _, future_producer::DeliveryFuture},
 };
+use tokio::sync::Notify;
 use users_shared::{
     event_headers,
     kafka::{self, TopicError},
@@ -82,26 +83,34 @@ impl Publisher {
         Ok(())
     }
 
-    /// Like [`Self::ensure_topics`], on a task of its own, so the relay goes on with its
-    /// leases and acknowledgements while a broker that does not answer holds the call.
-    pub(super) fn ensure_topics_in_background(&self) {
-        if self.topics_ready.load(Ordering::Acquire)
-            || self.creating_topics.swap(true, Ordering::AcqRel)
-        {
-            return;
+    /// Whether the topics are known to exist. If not, creates them like
+    /// [`Self::ensure_topics`], on a task of its own that notifies `created` once they exist,
+    /// so the relay goes on with its leases and acknowledgements while a broker that does
+    /// not answer holds the call.
+    pub(super) fn ensure_topics_in_background(&self, created: &Arc<Notify>) -> bool {
+        if self.topics_ready.load(Ordering::Acquire) {
+            return true;
+        }
+        if self.creating_topics.swap(true, Ordering::AcqRel) {
+            return false;
         }
         let config = self.config.clone();
         let ready = Arc::clone(&self.topics_ready);
         let creating = Arc::clone(&self.creating_topics);
+        let created = Arc::clone(created);
         tokio::spawn(async move {
             match create_topics(&config).await {
-                Ok(()) => ready.store(true, Ordering::Release),
+                Ok(()) => {
+                    ready.store(true, Ordering::Release);
+                    created.notify_one();
+                }
                 Err(error) => {
                     tracing::error!(%error, "cannot create the event topics; events wait in the outbox")
                 }
             }
             creating.store(false, Ordering::Release);
         });
+        false
     }
 
     /// The topic of an event type this release knows.

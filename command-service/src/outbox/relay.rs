@@ -211,8 +211,11 @@ impl Relay {
             // take their users' next rows.
             claim_now |= Instant::now() >= next_poll || !outcomes.published.is_empty();
             let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
-            if claim_now && room > 0 && Instant::now() >= earliest_claim {
-                self.publisher.ensure_topics_in_background();
+            // Nothing is sent while the topics may be missing: a broker that restarted empty
+            // acknowledged records for a topic not yet created again, then lost them when it
+            // was created.
+            let topics_ready = self.publisher.ensure_topics_in_background(&self.wake);
+            if claim_now && room > 0 && topics_ready && Instant::now() >= earliest_claim {
                 let limit = room.min(self.config.batch_size as usize);
                 match self
                     .claim_and_send(limit, &outcomes.published, &sender)
@@ -239,10 +242,14 @@ impl Relay {
                 self.renew(&in_flight).await;
                 next_renew = Instant::now() + RENEW_EVERY;
             }
-            let wants_claim =
-                (claim_now || !outcomes.published.is_empty()) && in_flight.len() < MAX_IN_FLIGHT;
+            let wants_claim = (claim_now || !outcomes.published.is_empty())
+                && in_flight.len() < MAX_IN_FLIGHT
+                && topics_ready;
             if wants_claim && Instant::now() >= earliest_claim {
                 continue;
+            }
+            if !topics_ready && Instant::now() >= next_poll {
+                next_poll = Instant::now() + self.config.poll_interval;
             }
             let mut wake_at = next_poll.min(next_renew).min(next_measure);
             if wants_claim {

@@ -37,7 +37,12 @@ async fn writes_while_the_broker_is_down_are_published_when_it_returns() {
         })
         .await
         .expect("writes succeed while the broker is down");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Records handed to the producer before it saw the broker gone are retried by it for the
+    // publish timeout (2 s here); after the first failure the relay sends nothing until the
+    // topics exist again. The broker comes back only once those retries are over: tansu
+    // acknowledges a record for a topic it does not have yet and drops it when the topic is
+    // created (Apache Kafka answers UNKNOWN_TOPIC_OR_PARTITION, and the record is retried).
+    tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(app.outbox_len().await, 3, "the events wait in the outbox");
 
     // The in-memory broker comes back empty: the relay must recreate the topics.
