@@ -28,9 +28,13 @@ const COUNTRIES: &str = "ARRAY['GB','FR','DE','ES','IT','NL','BE','SE','NO','DK'
 const VIEW_COLUMNS: &str =
     "id, first_name, last_name, nickname, email, country, created_at, updated_at, version, deleted";
 
-pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
-    let db = TestDatabase::create().await;
-    let query = Service::start(
+/// query-service on `db`, with topics and a group of its own, and one setting of the row's.
+async fn start_query_service(
+    bench: &Bench,
+    db: &TestDatabase,
+    setting: String,
+) -> anyhow::Result<Service> {
+    Service::start(
         &bench.cores,
         bench.binary("query-service"),
         &[
@@ -39,11 +43,16 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             format!("--kafka-topic-prefix={}.", unique("reads")),
             format!("--kafka-consumer-group={}", unique("reads")),
             format!("--database-pool-size={}", bench.concurrency),
-            format!("--cache-capacity={}", USERS * 2),
+            setting,
         ],
         &[],
     )
-    .await?;
+    .await
+}
+
+pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
+    let db = TestDatabase::create().await;
+    let query = start_query_service(bench, &db, format!("--cache-capacity={}", USERS * 2)).await?;
     let admin = db.client().await;
     admin
         .batch_execute(&format!(
@@ -289,20 +298,7 @@ async fn list_users(bench: &Bench, query: &Service, db: &TestDatabase) -> anyhow
         );
     }
     // The same first page from a replica that answers every page from the view.
-    let uncached = Service::start(
-        &bench.cores,
-        bench.binary("query-service"),
-        &[
-            format!("--database-url={}", super::plain(&db.url)),
-            format!("--kafka-brokers={}", test_support::brokers()),
-            format!("--kafka-topic-prefix={}.", unique("reads")),
-            format!("--kafka-consumer-group={}", unique("reads")),
-            format!("--database-pool-size={}", bench.concurrency),
-            "--list-cache-ttl=0s".to_owned(),
-        ],
-        &[],
-    )
-    .await;
+    let uncached = start_query_service(bench, db, "--list-cache-ttl=0s".to_owned()).await;
     // Binaries from before the page cache know no such setting.
     if let Ok(uncached) = uncached {
         let cpu_before = CpuReading::now();
