@@ -211,9 +211,9 @@ impl Relay {
             // take their users' next rows.
             claim_now |= Instant::now() >= next_poll || !outcomes.published.is_empty();
             let room = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
-            // Nothing is sent while the topics may be missing: a broker that restarted empty
-            // acknowledged records for a topic not yet created again, then lost them when it
-            // was created.
+            // Nothing is sent while the topics may be missing: tansu, restarted empty,
+            // acknowledges records for a topic it has not created again yet and drops them
+            // when the topic is created.
             let topics_ready = self.publisher.ensure_topics_in_background(&self.wake);
             if claim_now && room > 0 && topics_ready && Instant::now() >= earliest_claim {
                 let limit = room.min(self.config.batch_size as usize);
