@@ -89,3 +89,54 @@ async fn a_malformed_id_is_invalid_argument() {
         assert_eq!(violations(&status)[0].0, "id");
     }
 }
+
+#[tokio::test]
+async fn a_deletion_that_waited_for_a_concurrent_change_is_timed_after_it() {
+    let mut app = spawn_app().await;
+    let mut events = app.events().await;
+    let created = app.create_user(&unique_email()).await;
+    let id = uuid::Uuid::parse_str(&created.id).unwrap();
+
+    // Another writer holds the row; the deletion's transaction starts, then waits for it.
+    let mut other = app.db.client().await;
+    let held = other.transaction().await.unwrap();
+    held.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", &[&id])
+        .await
+        .unwrap();
+    let mut client = app.client.clone();
+    let deleting = tokio::spawn({
+        let id = created.id.clone();
+        async move { client.delete_user(delete(&id, None)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let changed_at: time::OffsetDateTime = held
+        .query_one(
+            "UPDATE users SET updated_at = clock_timestamp(), version = version + 1 \
+             WHERE id = $1 RETURNING updated_at",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    held.commit().await.unwrap();
+    deleting.await.unwrap().expect("deleted");
+
+    let records = events.read(2, Duration::from_secs(20)).await;
+    let record = records
+        .iter()
+        .find(|r| rdkafka::Message::topic(*r) == app.topics.deleted)
+        .expect("an event on user-deleted");
+    let last = decode::<UserDeletedEvent>(record)
+        .user
+        .expect("the last state");
+    let deleted_at = last.updated_at.expect("updated_at");
+    let deleted_at = time::OffsetDateTime::from_unix_timestamp_nanos(
+        i128::from(deleted_at.seconds) * 1_000_000_000 + i128::from(deleted_at.nanos),
+    )
+    .unwrap();
+    assert!(
+        deleted_at > changed_at,
+        "the tombstone ({deleted_at}) is older than the change it follows ({changed_at})"
+    );
+    assert_eq!(last.version, 3);
+}
