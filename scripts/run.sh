@@ -22,6 +22,9 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+# The services' defaults suit Apache Kafka; tansu answers a fetch only when its wait ends and
+# serves only from record batch starts.
+export KAFKA_FETCH_WAIT=${KAFKA_FETCH_WAIT:-2ms} KAFKA_RESUME_REWIND=${KAFKA_RESUME_REWIND:-1000}
 for service in command-service query-service; do
   if [ -x "target/debug/$service" ]; then
     "target/debug/$service" &

@@ -37,16 +37,18 @@ impl Cores {
         }
     }
 
-    /// A command that runs `binary` on the server's core.
+    /// A command that runs `binary` on the server's core, set for the development broker.
     pub(crate) fn on_server(&self, binary: &std::path::Path) -> Command {
-        match &self.server {
+        let mut command = match &self.server {
             Some(core) => {
                 let mut command = Command::new("taskset");
                 command.args(["-c", core]).arg(binary);
                 command
             }
             None => Command::new(binary),
-        }
+        };
+        command.envs(users_shared::test_support::DEV_BROKER_ENV);
+        command
     }
 
     pub(crate) fn describe(&self) -> String {

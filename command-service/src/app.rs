@@ -4,13 +4,15 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
-use deadpool_postgres::Pool;
 use prometheus_client::registry::Registry;
 use shared_proto::v1::user_service_server::UserServiceServer;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use users_shared::{
-    db, frontend::Frontend, grpc_metrics::GrpcMetricsLayer, grpc_server, pg_listen, readiness,
+    db::{self, Pool},
+    frontend::Frontend,
+    grpc_metrics::GrpcMetricsLayer,
+    grpc_server, pg_listen, readiness,
     topics::Topics,
 };
 

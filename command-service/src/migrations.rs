@@ -13,4 +13,9 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox_leases",
         sql: include_str!("../../migrations/write/0002_outbox_leases.sql"),
     },
+    Migration {
+        version: 3,
+        name: "outbox_lease_owner",
+        sql: include_str!("../../migrations/write/0003_outbox_lease_owner.sql"),
+    },
 ];

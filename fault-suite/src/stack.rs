@@ -6,6 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 use anyhow::Context;
 use users_shared::{
     kafka,
+    test_proxy::FreezingProxy,
     test_support::{PrivateBroker, TestDatabase},
     topics::Topics,
 };
@@ -24,12 +25,21 @@ pub(crate) struct Options {
     pub(crate) schemas: bool,
     pub(crate) command: Vec<String>,
     pub(crate) query: Vec<String>,
+    /// Each service reaches its database through a proxy that can silence its connections.
+    pub(crate) proxied_databases: bool,
+}
+
+/// The proxies between each service and its database.
+pub(crate) struct DatabaseProxies {
+    pub(crate) write: FreezingProxy,
+    pub(crate) read: FreezingProxy,
 }
 
 /// Fields drop in order: the services stop before their databases are dropped.
 pub(crate) struct Stack {
     pub(crate) command: Service,
     pub(crate) query: Service,
+    pub(crate) proxies: Option<DatabaseProxies>,
     pub(crate) write_db: TestDatabase,
     pub(crate) read_db: TestDatabase,
     pub(crate) broker: PrivateBroker,
@@ -53,9 +63,25 @@ impl Stack {
         let read_db = TestDatabase::create().await;
         let prefix = new_prefix();
         let brokers = broker.brokers();
+        let proxies = if options.proxied_databases {
+            let postgres = "127.0.0.1:5432".parse().expect("an address");
+            Some(DatabaseProxies {
+                write: FreezingProxy::start(postgres).await,
+                read: FreezingProxy::start(postgres).await,
+            })
+        } else {
+            None
+        };
+        let (write_url, read_url) = match &proxies {
+            Some(proxies) => (
+                proxies.write.postgres_url(&write_db.url),
+                proxies.read.postgres_url(&read_db.url),
+            ),
+            None => (write_db.url.clone(), read_db.url.clone()),
+        };
 
         let (grpc, http) = (free_addr(), free_addr());
-        let mut args = common_args(grpc, http, &write_db.url, &brokers, &prefix);
+        let mut args = common_args(grpc, http, &write_url, &brokers, &prefix);
         args.extend([
             "--outbox-poll-interval=200ms".to_owned(),
             "--health-check-interval=200ms".to_owned(),
@@ -74,7 +100,7 @@ impl Stack {
         let query = start_query(
             suite,
             &format!("{name}/query-service"),
-            &read_db,
+            &read_url,
             &brokers,
             &prefix,
             options.query,
@@ -85,6 +111,7 @@ impl Stack {
         Ok(Self {
             command,
             query,
+            proxies,
             write_db,
             read_db,
             broker,
@@ -136,17 +163,18 @@ fn common_args(
     ]
 }
 
-/// query-service on `read_db` and the topics of `prefix`, in a consumer group of its own.
+/// query-service on the read database at `read_url` and the topics of `prefix`, in a
+/// consumer group of its own.
 pub(crate) async fn start_query(
     suite: &Suite,
     label: &str,
-    read_db: &TestDatabase,
+    read_url: &str,
     brokers: &str,
     prefix: &str,
     extra: Vec<String>,
 ) -> anyhow::Result<Service> {
     let (grpc, http) = (free_addr(), free_addr());
-    let mut args = common_args(grpc, http, &read_db.url, brokers, prefix);
+    let mut args = common_args(grpc, http, read_url, brokers, prefix);
     args.extend([
         format!("--kafka-consumer-group=faults-{}", Uuid::new_v4().simple()),
         "--health-check-interval=200ms".to_owned(),

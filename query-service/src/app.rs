@@ -4,14 +4,13 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use deadpool_postgres::Pool;
 use prometheus_client::registry::Registry;
 use shared_proto::v1::user_service_server::UserServiceServer;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use users_shared::{
     config::KafkaArgs,
-    db,
+    db::{self, Pool},
     frontend::Frontend,
     grpc_metrics::GrpcMetricsLayer,
     grpc_server,
@@ -28,7 +27,7 @@ use crate::{
     grpc::{PageCache, QueryService, Reads, SharedLooks},
     migrations::MIGRATIONS,
     page_token::PageTokens,
-    projector::{Consuming, Projector, ProjectorMetrics},
+    projector::{Consuming, ProgressReport, Projector, ProjectorMetrics},
     replay, view,
 };
 
@@ -69,6 +68,7 @@ impl App {
         let grpc_metrics = GrpcMetricsLayer::register(&mut registry);
         let cache = UserCache::new(config.cache_capacity, config.cache_ttl, &mut registry);
         let projector_metrics = ProjectorMetrics::register(&mut registry, &topics.events());
+        let progress = ProgressReport::default();
         let projector = Projector::new(
             &cluster,
             &Consuming {
@@ -80,6 +80,7 @@ impl App {
             pool.clone(),
             cache.clone(),
             projector_metrics,
+            progress.clone(),
         )?;
 
         let (health, health_service) = readiness::dependency_health(
@@ -88,6 +89,10 @@ impl App {
             config.health.health_check_timeout,
             &mut registry,
         )?;
+        health.add_check("projector", Need::Informational, move || {
+            let state = progress.check();
+            async move { state }
+        });
         let (feed_state, feed_watch) = cache_feed::state();
         health.add_check("cache_feed", Need::Informational, move || {
             let state = feed_watch.borrow().check();
@@ -151,6 +156,7 @@ impl App {
             self.cache.clone(),
             self.feed_state,
             cache_feed::PARTITION_REFRESH,
+            self.config.fetch_wait,
             background.clone(),
         ));
         let consume = consume(

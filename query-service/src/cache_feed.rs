@@ -56,11 +56,12 @@ pub async fn run(
     cache: UserCache,
     state: watch::Sender<FeedState>,
     partition_refresh: Duration,
+    fetch_wait: Duration,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(200);
     let (consumer, mut assigned) = loop {
-        match start(&cluster, &topics).await {
+        match start(&cluster, &topics, fetch_wait).await {
             Ok(started) => break started,
             Err(error) => {
                 tracing::warn!(%error, retry_in = ?backoff, "cache feed cannot start yet");
@@ -121,6 +122,7 @@ pub async fn run(
 async fn start(
     cluster: &Cluster,
     topics: &Topics,
+    fetch_wait: Duration,
 ) -> Result<(Arc<StreamConsumer>, HashSet<(String, i32)>), KafkaError> {
     let consumer: StreamConsumer = cluster
         .client_config("query-service-cache-feed")
@@ -130,7 +132,10 @@ async fn start(
             format!("query-service-cache-feed-{}", Uuid::new_v4()),
         )
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
+        .set(
+            "fetch.wait.max.ms",
+            fetch_wait.as_millis().max(1).to_string(),
+        )
         .create()?;
     let consumer = Arc::new(consumer);
     let partitions = kafka::partitions(cluster, &topics.events()).await?;

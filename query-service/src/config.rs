@@ -65,17 +65,17 @@ pub struct Config {
     /// group's committed offset. Re-projecting is harmless (the version guard drops what the
     /// view has), and a rewind at least as large as the producers' records per batch
     /// (command-service's KAFKA_BATCH_NUM_MESSAGES) keeps a broker that fetches only from
-    /// batch starts (tansu) from skipping the rest of a partly committed batch. 0 suits
-    /// Apache Kafka.
-    #[arg(long = "kafka-resume-rewind", env = "KAFKA_RESUME_REWIND", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
+    /// batch starts (tansu) from skipping the rest of a partly committed batch: set 1000
+    /// there. The default suits Apache Kafka, which fetches from any offset.
+    #[arg(long = "kafka-resume-rewind", env = "KAFKA_RESUME_REWIND", default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..=1_000_000))]
     pub resume_rewind: i64,
 
-    /// Longest the projector's fetch waits at the broker for new records. Apache Kafka answers
-    /// a fetch as soon as a record arrives, so there a long wait (100ms) costs no latency and
-    /// saves idle fetches. tansu answers only when the wait ends, so the default suits it:
-    /// 2ms gives about 8 ms from commit to readable at 500 writes/s (100ms: about 90 ms), for
-    /// about 14% of a core of tansu's per idle replica.
-    #[arg(long, env = "KAFKA_FETCH_WAIT", default_value = "2ms", value_parser = parse_duration)]
+    /// Longest a fetch of the projector, the cache feed or a replay waits at the broker for
+    /// new records. Apache Kafka answers a fetch as soon as a record arrives, so the default
+    /// costs no latency there and saves idle fetches. tansu answers only when the wait ends:
+    /// set 2ms there, for about 8 ms from commit to readable at 500 writes/s (100ms: about
+    /// 90 ms), at about 14% of a core of tansu's per idle replica.
+    #[arg(long = "kafka-fetch-wait", env = "KAFKA_FETCH_WAIT", default_value = "100ms", value_parser = parse_duration)]
     pub fetch_wait: Duration,
 
     /// Users kept in each replica's cache.

@@ -18,4 +18,9 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "tombstone_purge",
         sql: include_str!("../../migrations/read/0003_tombstone_purge.sql"),
     },
+    Migration {
+        version: 4,
+        name: "purged_users",
+        sql: include_str!("../../migrations/read/0004_purged_users.sql"),
+    },
 ];

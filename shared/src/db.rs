@@ -8,12 +8,25 @@ use std::{
     time::Duration,
 };
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, RecyclingMethod, Runtime};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Socket, error::SqlState};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::db_tls::{self, TlsError};
+pub use crate::db_pool::Pool;
+use crate::{
+    db_pool::CALL_MARGIN,
+    db_tls::{self, TlsError},
+};
+
+/// TCP keepalive: idle time before the first probe, the time between probes, and how many
+/// go unanswered before the connection is dropped. A peer that vanished (a host that died,
+/// a partition) is noticed in about 11 s instead of the system's two hours.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+const KEEPALIVE_RETRIES: u32 = 3;
+/// Longest sent data may stay unacknowledged before the kernel drops the connection.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -81,8 +94,15 @@ pub struct Database {
 impl Database {
     pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, DbError> {
         let (mode, url) = db_tls::split_ssl_mode(url)?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
+        config
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES)
+            .tcp_user_timeout(TCP_USER_TIMEOUT);
         Ok(Self {
-            config: url.parse().map_err(DbError::Url)?,
+            config,
             tls: db_tls::connector(mode, ca_file)?,
         })
     }
@@ -100,7 +120,8 @@ impl Database {
 
     /// A pool of at most `max_size` connections, each under `limits`. Connections open
     /// lazily; one the server closed is dropped at its next checkout, so the pool heals by
-    /// itself after Postgres restarts or terminates its sessions.
+    /// itself after Postgres restarts or terminates its sessions. With a statement timeout,
+    /// every call through the pool gives up `CALL_MARGIN` after it (see `db_pool`).
     pub fn pool(&self, max_size: usize, limits: SessionLimits) -> Result<Pool, DbError> {
         let mut config = self.config.clone();
         limits.apply(&mut config);
@@ -111,12 +132,15 @@ impl Database {
             None => Manager::from_config(config, NoTls, manager_config),
             Some(tls) => Manager::from_config(config, tls.clone(), manager_config),
         };
-        Ok(Pool::builder(manager)
+        let pool = deadpool_postgres::Pool::builder(manager)
             .max_size(max_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(5)))
             .create_timeout(Some(Duration::from_secs(5)))
-            .build()?)
+            .build()?;
+        let call_limit =
+            (!limits.statement_timeout.is_zero()).then(|| limits.statement_timeout + CALL_MARGIN);
+        Ok(Pool::new(pool, call_limit))
     }
 
     /// One connection outside any pool, driven on a background task.

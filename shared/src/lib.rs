@@ -4,6 +4,7 @@ pub mod config;
 pub mod country;
 pub mod db;
 pub mod db_failure;
+pub mod db_pool;
 pub mod db_tls;
 pub mod event_headers;
 pub mod frontend;
@@ -18,6 +19,8 @@ pub mod pg_listen;
 pub mod readiness;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod test_proxy;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 pub mod timestamp;

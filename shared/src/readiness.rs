@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use deadpool_postgres::Pool;
 use prometheus_client::registry::Registry;
 use shared_proto::v1::user_service_server::SERVICE_NAME;
 use tonic_health::pb::health_server::{Health as GrpcHealth, HealthServer};
 
 use crate::{
+    db_failure::DbFailure,
+    db_pool::Pool,
     grpc_server,
     health::{Health, Need},
     kafka::BrokerProbe,
@@ -29,12 +30,15 @@ pub fn dependency_health(
     health.add_check("postgres", Need::Required, move || {
         let pool = pool.clone();
         async move {
-            let client = pool.get().await.map_err(|error| error.to_string())?;
-            client
-                .simple_query("SELECT 1")
-                .await
-                .map(|_| ())
-                .map_err(|error| error.to_string())
+            pool.run(async |client| {
+                client
+                    .simple_query("SELECT 1")
+                    .await
+                    .map_err(DbFailure::from)?;
+                Ok::<_, DbFailure>(())
+            })
+            .await
+            .map_err(|error| error.to_string())
         }
     });
     let probe = Arc::new(BrokerProbe::new(cluster)?);

@@ -18,6 +18,20 @@ use crate::kafka::BrokerProbe;
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
 
+/// What query-service needs set for the development broker (tansu), whose fetches answer only
+/// when their wait ends and start only at record batch boundaries; the services' defaults
+/// are Apache Kafka's.
+pub const DEV_BROKER_ENV: [(&str, &str); 2] =
+    [("KAFKA_FETCH_WAIT", "2ms"), ("KAFKA_RESUME_REWIND", "1000")];
+
+/// `DEV_BROKER_ENV` as command-line flags.
+pub fn dev_broker_flags() -> Vec<String> {
+    vec![
+        "--kafka-fetch-wait=2ms".to_owned(),
+        "--kafka-resume-rewind=1000".to_owned(),
+    ]
+}
+
 /// The broker the tests use: `TEST_KAFKA_BROKERS`, else the local default.
 pub fn brokers() -> String {
     std::env::var("TEST_KAFKA_BROKERS").unwrap_or_else(|_| DEFAULT_BROKERS.to_owned())

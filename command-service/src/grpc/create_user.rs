@@ -18,16 +18,21 @@ pub(super) async fn handle(
     let (user, password) = validate(&request)?;
     let password_hash = commands.hasher.hash(password).await?;
 
-    let mut client = commands.pool.get().await?;
-    let tx = client.transaction().await?;
-    let created = store::insert(&tx, &user, &password_hash).await?;
-    outbox::enqueue(
-        &tx,
-        &events::user_created(&created, traceparent),
-        commands.notify_relays,
-    )
-    .await?;
-    tx.commit().await?;
+    let created = commands
+        .pool
+        .run(async |client| {
+            let tx = client.transaction().await?;
+            let created = store::insert(&tx, &user, &password_hash).await?;
+            outbox::enqueue(
+                &tx,
+                &events::user_created(&created, traceparent),
+                commands.notify_relays,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<_, CommandError>(created)
+        })
+        .await?;
     commands.relay_wake.notify_one();
 
     tracing::debug!(user_id = %created.id, "user created");

@@ -15,18 +15,23 @@ pub(super) async fn handle(
         return Err(violations.into());
     };
 
-    let mut client = commands.pool.get().await?;
-    let tx = client.transaction().await?;
-    let current = store::lock(&tx, id).await?;
-    check_version(&current, request.expected_version)?;
-    let last = store::delete(&tx, id).await?;
-    outbox::enqueue(
-        &tx,
-        &events::user_deleted(&last, traceparent),
-        commands.notify_relays,
-    )
-    .await?;
-    tx.commit().await?;
+    commands
+        .pool
+        .run(async |client| {
+            let tx = client.transaction().await?;
+            let current = store::lock(&tx, id).await?;
+            check_version(&current, request.expected_version)?;
+            let last = store::delete(&tx, id).await?;
+            outbox::enqueue(
+                &tx,
+                &events::user_deleted(&last, traceparent),
+                commands.notify_relays,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<_, CommandError>(())
+        })
+        .await?;
     commands.relay_wake.notify_one();
 
     tracing::debug!(user_id = %id, "user deleted");

@@ -6,11 +6,10 @@ mod update_user;
 
 use std::sync::Arc;
 
-use deadpool_postgres::Pool;
 use shared_proto::v1::{self, user_service_server::UserService};
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
-use users_shared::{grpc_error::owned_by, trace_context};
+use users_shared::{db::Pool, grpc_error::owned_by, trace_context};
 
 use crate::{error::CommandError, password_hasher::PasswordHasher, user_record::UserRecord};
 

@@ -36,46 +36,63 @@ pub(super) async fn handle(
     // Read, compute, then write only if the user is still as read: two statements and no
     // transaction held open between them. A call that lost a race computes again from what
     // won it.
-    let client = commands.pool.get().await?;
-    for _ in 0..ATTEMPTS {
-        let (current, now) = store::read(&client, id).await?;
-        check_version(&current, request.expected_version)?;
-        let (values, changed) = apply(&current, &changes, password_hash.clone());
-        if changed.is_empty() {
-            // Nothing differs: no new version, no event.
-            return Ok(UpdateUserResponse {
-                user: Some(current.to_proto()),
-            });
-        }
-        let updated = UserRecord {
-            id,
-            first_name: values.first_name,
-            last_name: values.last_name,
-            nickname: values.nickname,
-            email: values.email,
-            country: values.country,
-            created_at: current.created_at,
-            updated_at: now,
-            version: current.version + 1,
-        };
-        let event = events::user_updated(&updated, &changed, traceparent.clone());
-        let written = store::update_with_event(
-            &client,
-            &updated,
-            values.password_hash.as_deref(),
-            &event,
-            commands.notify_relays,
-        )
+    let outcome = commands
+        .pool
+        .run(async |client| {
+            for _ in 0..ATTEMPTS {
+                let (current, now) = store::read(&*client, id).await?;
+                check_version(&current, request.expected_version)?;
+                let (values, changed) = apply(&current, &changes, password_hash.clone());
+                if changed.is_empty() {
+                    // Nothing differs: no new version, no event.
+                    return Ok(Updated::Unchanged(current));
+                }
+                let updated = UserRecord {
+                    id,
+                    first_name: values.first_name,
+                    last_name: values.last_name,
+                    nickname: values.nickname,
+                    email: values.email,
+                    country: values.country,
+                    created_at: current.created_at,
+                    updated_at: now,
+                    version: current.version + 1,
+                };
+                let event = events::user_updated(&updated, &changed, traceparent.clone());
+                let written = store::update_with_event(
+                    &*client,
+                    &updated,
+                    values.password_hash.as_deref(),
+                    &event,
+                    commands.notify_relays,
+                )
+                .await?;
+                if written {
+                    return Ok(Updated::Changed(updated, changed));
+                }
+            }
+            Err(CommandError::Contended(id))
+        })
         .await?;
-        if written {
+    let user = match outcome {
+        Updated::Unchanged(current) => current,
+        Updated::Changed(updated, changed) => {
             commands.relay_wake.notify_one();
             tracing::debug!(user_id = %id, version = updated.version, ?changed, "user updated");
-            return Ok(UpdateUserResponse {
-                user: Some(updated.to_proto()),
-            });
+            updated
         }
-    }
-    Err(CommandError::Contended(id))
+    };
+    Ok(UpdateUserResponse {
+        user: Some(user.to_proto()),
+    })
+}
+
+/// What an update came to.
+enum Updated {
+    /// Nothing differed: no new version, no event.
+    Unchanged(UserRecord),
+    /// Written, with the names of the fields that changed.
+    Changed(UserRecord, Vec<UpdatableField>),
 }
 
 /// How many times an update is computed again after other calls changed the user first.

@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use deadpool_postgres::{Pool, PoolError};
+use deadpool_postgres::PoolError;
 use rdkafka::error::KafkaError;
 use time::OffsetDateTime;
 use tokio::{
@@ -25,6 +25,8 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 use users_shared::{
+    db::Pool,
+    db_failure::DbFailure,
     kafka::{Cluster, TopicError, TopicSettings},
     topics::Topics,
 };
@@ -70,6 +72,8 @@ pub enum RelayError {
     Pool(#[from] PoolError),
     #[error("database: {0}")]
     Postgres(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Database(#[from] DbFailure),
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
     #[error("kafka: {0}")]
@@ -83,6 +87,8 @@ pub enum RelayError {
 }
 
 pub struct Relay {
+    /// Names this relay's leases in the outbox.
+    owner: Uuid,
     pool: Pool,
     config: RelayConfig,
     publisher: Arc<Publisher>,
@@ -135,6 +141,7 @@ impl Relay {
         metrics: RelayMetrics,
     ) -> Result<Self, KafkaError> {
         Ok(Self {
+            owner: Uuid::new_v4(),
             pool,
             publisher: Arc::new(Publisher::new(config.clone())?),
             config,
@@ -173,8 +180,11 @@ impl Relay {
 
     /// Refreshes the backlog gauges.
     pub async fn measure_backlog(&self) -> Result<(), RelayError> {
-        let client = self.pool.get().await?;
-        self.metrics.set_backlog(table::backlog(&client).await?);
+        let backlog = self
+            .pool
+            .run(async |client| Ok::<_, RelayError>(table::backlog(&*client).await?))
+            .await?;
+        self.metrics.set_backlog(backlog);
         Ok(())
     }
 
@@ -237,6 +247,17 @@ impl Relay {
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                 }
+            }
+            // Acknowledged rows go at once when no claim will take them along: claims wait
+            // while the topics are unknown or the relay is full, and the rows' leases would
+            // lapse meanwhile, for other relays to publish them again.
+            if !outcomes.published.is_empty()
+                && (room == 0 || !topics_ready)
+                && let Err(error) = self.record(&mut outcomes).await
+            {
+                failures.note(&format!(
+                    "cannot delete what the broker acknowledged: {error}"
+                ));
             }
             if Instant::now() >= next_renew {
                 self.renew(&in_flight).await;
@@ -303,8 +324,14 @@ impl Relay {
                 "stopping with records in flight; they stay in the outbox for the next relay"
             );
             let rows: Vec<i64> = in_flight.into_iter().collect();
-            if let Ok(client) = self.pool.get().await {
-                let _ = table::release(&client, &rows).await;
+            let released = self
+                .pool
+                .run(async |client| {
+                    Ok::<_, RelayError>(table::release(&*client, self.owner, &rows).await?)
+                })
+                .await;
+            if let Err(error) = released {
+                tracing::debug!(%error, "cannot free the leases of records in flight; they lapse");
             }
         }
     }
@@ -318,8 +345,14 @@ impl Relay {
         published: &[i64],
         deliveries: &mpsc::UnboundedSender<Delivery>,
     ) -> Result<Claim, RelayError> {
-        let mut client = self.pool.get().await?;
-        let claimed = table::claim(&mut client, limit as i64, LEASE, published).await?;
+        let claimed = self
+            .pool
+            .run(async |client| {
+                Ok::<_, RelayError>(
+                    table::claim(client, self.owner, limit as i64, LEASE, published).await?,
+                )
+            })
+            .await?;
         let count = claimed.len();
         let mut unknown = Vec::new();
         let mut in_flight = Vec::with_capacity(count);
@@ -348,7 +381,7 @@ impl Relay {
             ));
         }
         if !unknown.is_empty() {
-            self.park(&client, &unknown).await?;
+            self.park(&unknown).await?;
         }
         Ok(Claim {
             claimed: count,
@@ -356,13 +389,14 @@ impl Relay {
         })
     }
 
-    async fn park(
-        &self,
-        client: &deadpool_postgres::Client,
-        unknown: &[table::Claimed],
-    ) -> Result<(), RelayError> {
+    async fn park(&self, unknown: &[table::Claimed]) -> Result<(), RelayError> {
         let rows: Vec<i64> = unknown.iter().map(|event| event.row).collect();
-        let newly_parked = table::park(client, &rows).await?;
+        let newly_parked = self
+            .pool
+            .run(async |client| {
+                Ok::<_, RelayError>(table::park(&*client, self.owner, &rows).await?)
+            })
+            .await?;
         self.metrics.parked.inc_by(newly_parked.len() as u64);
         for event in unknown.iter().filter(|e| newly_parked.contains(&e.row)) {
             tracing::warn!(
@@ -405,12 +439,15 @@ impl Relay {
         if outcomes.failed.is_empty() && outcomes.released.is_empty() {
             return Ok(());
         }
-        let client = self.pool.get().await?;
-        table::retry_later(&client, &outcomes.failed).await?;
-        outcomes.failed.clear();
-        table::release(&client, &outcomes.released).await?;
-        outcomes.released.clear();
-        Ok(())
+        self.pool
+            .run(async |client| {
+                table::retry_later(&*client, self.owner, &outcomes.failed).await?;
+                outcomes.failed.clear();
+                table::release(&*client, self.owner, &outcomes.released).await?;
+                outcomes.released.clear();
+                Ok::<_, RelayError>(())
+            })
+            .await
     }
 
     /// Deletes what was published and schedules what failed for a retry. What it could not
@@ -420,14 +457,17 @@ impl Relay {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let client = self.pool.get().await?;
-        table::delete(&client, &outcomes.published).await?;
-        outcomes.published.clear();
-        table::retry_later(&client, &outcomes.failed).await?;
-        outcomes.failed.clear();
-        table::release(&client, &outcomes.released).await?;
-        outcomes.released.clear();
-        Ok(())
+        self.pool
+            .run(async |client| {
+                table::delete(&*client, &outcomes.published).await?;
+                outcomes.published.clear();
+                table::retry_later(&*client, self.owner, &outcomes.failed).await?;
+                outcomes.failed.clear();
+                table::release(&*client, self.owner, &outcomes.released).await?;
+                outcomes.released.clear();
+                Ok::<_, RelayError>(())
+            })
+            .await
     }
 
     async fn renew(&self, in_flight: &HashSet<i64>) {
@@ -435,12 +475,12 @@ impl Relay {
             return;
         }
         let rows: Vec<i64> = in_flight.iter().copied().collect();
-        let renewed = match self.pool.get().await {
-            Ok(client) => table::renew(&client, &rows, LEASE)
-                .await
-                .map_err(RelayError::from),
-            Err(error) => Err(error.into()),
-        };
+        let renewed = self
+            .pool
+            .run(async |client| {
+                Ok::<_, RelayError>(table::renew(&*client, self.owner, &rows, LEASE).await?)
+            })
+            .await;
         if let Err(error) = renewed {
             tracing::warn!(%error, "cannot renew the leases of records in flight; another relay may publish them again");
         }

@@ -29,8 +29,8 @@ pub(super) struct Backlog {
     pub(super) parked: i64,
 }
 
-/// Deletes `published`, then claims up to `limit` due rows in id order, leased for `lease`,
-/// in one statement.
+/// Deletes `published`, then claims up to `limit` due rows in id order, leased to `owner`
+/// for `lease`, in one statement.
 ///
 /// The statement is planned without sequential scans. Between two vacuums the outbox heap is
 /// mostly dead rows (every event leaves two: its lease and its deletion), and its statistics
@@ -40,6 +40,7 @@ pub(super) struct Backlog {
 /// live rows.
 pub(super) async fn claim(
     client: &mut Client,
+    owner: Uuid,
     limit: i64,
     lease: Duration,
     published: &[i64],
@@ -50,7 +51,7 @@ pub(super) async fn claim(
         .prepare_cached(include_str!("sql/claim_batch.sql"))
         .await?;
     let rows = tx
-        .query(&claim, &[&limit, &lease.as_secs_f64(), &published])
+        .query(&claim, &[&limit, &lease.as_secs_f64(), &published, &owner])
         .await?;
     tx.commit().await?;
     let mut claimed: Vec<Claimed> = rows
@@ -71,9 +72,10 @@ pub(super) async fn claim(
     Ok(claimed)
 }
 
-/// Extends the lease of rows still in flight.
+/// Extends the lease of rows still in flight that `owner` still holds.
 pub(super) async fn renew<C: GenericClient>(
     client: &C,
+    owner: Uuid,
     rows: &[i64],
     lease: Duration,
 ) -> Result<(), tokio_postgres::Error> {
@@ -81,7 +83,7 @@ pub(super) async fn renew<C: GenericClient>(
         .prepare_cached(include_str!("sql/renew_leases.sql"))
         .await?;
     client
-        .execute(&renew, &[&rows, &lease.as_secs_f64()])
+        .execute(&renew, &[&rows, &lease.as_secs_f64(), &owner])
         .await?;
     Ok(())
 }
@@ -94,31 +96,35 @@ pub(super) async fn delete<C: GenericClient>(
     execute_for_rows(client, include_str!("sql/delete_published.sql"), rows).await
 }
 
-/// Makes rows the broker did not acknowledge due again after their backoff.
+/// Makes rows the broker did not acknowledge due again after their backoff, of those
+/// `owner` still holds.
 pub(super) async fn retry_later<C: GenericClient>(
     client: &C,
+    owner: Uuid,
     rows: &[i64],
 ) -> Result<(), tokio_postgres::Error> {
-    execute_for_rows(client, include_str!("sql/retry_later.sql"), rows).await
+    execute_for_held_rows(client, include_str!("sql/retry_later.sql"), owner, rows).await
 }
 
-/// Makes rows due at once, for another relay to take.
+/// Makes rows `owner` still holds due at once, for another relay to take.
 pub(super) async fn release<C: GenericClient>(
     client: &C,
+    owner: Uuid,
     rows: &[i64],
 ) -> Result<(), tokio_postgres::Error> {
-    execute_for_rows(client, include_str!("sql/release.sql"), rows).await
+    execute_for_held_rows(client, include_str!("sql/release.sql"), owner, rows).await
 }
 
 /// Sets rows aside for a release that knows their event type; returns those parked only
 /// now, each once.
 pub(super) async fn park<C: GenericClient>(
     client: &C,
+    owner: Uuid,
     rows: &[i64],
 ) -> Result<Vec<i64>, tokio_postgres::Error> {
     let park = client.prepare_cached(include_str!("sql/park.sql")).await?;
     Ok(client
-        .query(&park, &[&rows])
+        .query(&park, &[&rows, &owner])
         .await?
         .iter()
         .filter(|row| row.get::<_, bool>(1))
@@ -144,6 +150,20 @@ pub(super) async fn backlog<C: GenericClient>(
         oldest_seconds: row.get(2),
         parked: row.get(3),
     })
+}
+
+async fn execute_for_held_rows<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    owner: Uuid,
+    rows: &[i64],
+) -> Result<(), tokio_postgres::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let statement = client.prepare_cached(sql).await?;
+    client.execute(&statement, &[&rows, &owner]).await?;
+    Ok(())
 }
 
 async fn execute_for_rows<C: GenericClient>(

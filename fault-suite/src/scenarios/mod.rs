@@ -3,6 +3,7 @@
 
 mod bad_requests;
 mod broker_hang;
+mod catch_up_purge;
 mod concurrent_replays;
 mod kill9;
 mod one_email;
@@ -10,6 +11,8 @@ mod poison;
 mod postgres_drop;
 mod shuffled_replay;
 mod sick_topic;
+mod silent_postgres;
+mod tiny_deadlines;
 
 use std::{future::Future, pin::Pin, time::Duration};
 
@@ -41,6 +44,24 @@ pub(crate) fn all() -> Vec<Scenario> {
             fault: "Postgres drops every connection",
             limit: Duration::from_secs(120),
             run: |suite, rec| Box::pin(postgres_drop::run(suite, rec)),
+        },
+        Scenario {
+            name: "silent-postgres",
+            fault: "every open Postgres connection goes silent",
+            limit: Duration::from_secs(180),
+            run: |suite, rec| Box::pin(silent_postgres::run(suite, rec)),
+        },
+        Scenario {
+            name: "tiny-deadlines",
+            fault: "120 GetUser calls whose deadlines pass at once",
+            limit: Duration::from_secs(120),
+            run: |suite, rec| Box::pin(tiny_deadlines::run(suite, rec)),
+        },
+        Scenario {
+            name: "catch-up-purge",
+            fault: "a new read model catches up past the tombstone retention",
+            limit: Duration::from_secs(240),
+            run: |suite, rec| Box::pin(catch_up_purge::run(suite, rec)),
         },
         Scenario {
             name: "kill9",

@@ -122,7 +122,7 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
     let fresh = stack::start_query(
         &suite,
         "shuffled-replay/fresh-query-service",
-        &fresh_db,
+        &fresh_db.url,
         &brokers,
         &prefix,
         Vec::new(),

@@ -102,8 +102,11 @@ async fn lookup(reads: &Reads, id: Uuid) -> Result<Option<CachedUser>, QueryErro
 }
 
 async fn lookup_view(reads: &Reads, id: Uuid) -> Result<Option<CachedUser>, QueryError> {
-    let client = reads.pool.get().await?;
-    Ok(view::get(&client, id).await?.map(|row| {
+    let row = reads
+        .pool
+        .run(async |client| Ok::<_, QueryError>(view::get(&*client, id).await?))
+        .await?;
+    Ok(row.map(|row| {
         let entry = CachedUser::from(&row);
         reads.cache.offer(id, entry.clone());
         entry

@@ -51,9 +51,13 @@ pub(super) async fn handle(
     };
 
     let changes = reads.pages.before_read();
-    let client = reads.pool.get().await?;
     // One row more than the page tells whether another page follows.
-    let mut rows = view::list(&client, &countries, after, page_size + 1).await?;
+    let mut rows = reads
+        .pool
+        .run(async |client| {
+            Ok::<_, QueryError>(view::list(&*client, &countries, after, page_size + 1).await?)
+        })
+        .await?;
     let next_page_token = if rows.len() as i64 > page_size {
         rows.truncate(page_size as usize);
         rows.last()

@@ -1,18 +1,23 @@
 //! Looks at a user's row in the view, shared: a caller that asks while a look for the same
 //! user is under way joins it instead of running its own. Readers waiting for a version all
 //! wake at once, on every projector batch; without this, each ran its own SELECT.
+//!
+//! A look runs on a task of its own, so it finishes (and forgets itself) however its
+//! callers go: one whose deadline passes leaves, and the look still gives its connection
+//! back. Were the look polled only by its callers, the last one to leave would strand it
+//! holding a pooled connection for good.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
 
-use deadpool_postgres::Pool;
 use futures::{
     FutureExt,
     future::{BoxFuture, Shared},
 };
 use prometheus_client::{metrics::counter::Counter, registry::Registry};
+use users_shared::{db::Pool, db_failure::DbFailure};
 use uuid::Uuid;
 
 use crate::{cache::CachedUser, view};
@@ -49,13 +54,14 @@ impl SharedLooks {
                 .or_insert_with(|| {
                     let (pool, under_way) = (pool.clone(), Arc::clone(&self.under_way));
                     self.run.inc();
-                    async move {
+                    let look = tokio::spawn(async move {
                         let found = read(&pool, id).await;
                         under_way.lock().expect("looks lock poisoned").remove(&id);
                         found
-                    }
-                    .boxed()
-                    .shared()
+                    });
+                    look.map(|joined| joined.unwrap_or(Err(())))
+                        .boxed()
+                        .shared()
                 })
                 .clone()
         };
@@ -69,12 +75,7 @@ impl SharedLooks {
 }
 
 async fn read(pool: &Pool, id: Uuid) -> Result<Option<CachedUser>, ()> {
-    let read = async {
-        let client = pool.get().await.map_err(|error| error.to_string())?;
-        view::get(&client, id)
-            .await
-            .map_err(|error| error.to_string())
-    };
+    let read = pool.run(async |client| view::get(&*client, id).await.map_err(DbFailure::from));
     match read.await {
         Ok(row) => Ok(row.as_ref().map(CachedUser::from)),
         Err(error) => {
@@ -86,6 +87,8 @@ async fn read(pool: &Pool, id: Uuid) -> Result<Option<CachedUser>, ()> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[tokio::test]
@@ -106,5 +109,39 @@ mod tests {
 
         looks.look(&pool, id).await.unwrap_err();
         assert_eq!(looks.run.get(), 2, "a caller after it looks again");
+    }
+
+    #[tokio::test]
+    async fn a_look_whose_callers_all_left_still_ends_and_frees_its_connection() {
+        let pool =
+            users_shared::db::Database::new("postgres://postgres@127.0.0.1:5432/postgres", None)
+                .unwrap()
+                .pool(1, users_shared::db::SessionLimits::NONE)
+                .unwrap();
+        let looks = SharedLooks::new(&mut Registry::default());
+        // Each caller's deadline passes at its first wait: the look has started (it holds
+        // the pool's one connection, or is opening it) and nobody waits for it any more.
+        for _ in 0..5 {
+            let gone =
+                tokio::time::timeout(Duration::ZERO, looks.look(&pool, Uuid::now_v7())).await;
+            assert!(gone.is_err(), "the caller left before the look ended");
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while looks.under_way() > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} looks stranded by callers that left",
+                looks.under_way()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The pool's one connection came back: a new look gets it at once (and fails, after
+        // its round trip, as every look at this database does).
+        let answered =
+            tokio::time::timeout(Duration::from_secs(2), looks.look(&pool, Uuid::now_v7())).await;
+        assert!(
+            answered.is_ok(),
+            "a look after them waited for a connection"
+        );
     }
 }

@@ -1,5 +1,4 @@
-//! The projector consumer's callbacks: lag from librdkafka's statistics, and where to resume
-//! a partition it is assigned.
+//! The projector consumer's callbacks: where to resume a partition it is assigned.
 
 use std::{
     sync::{
@@ -13,25 +12,17 @@ use rdkafka::{
     ClientContext, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer, ConsumerContext},
     error::KafkaError,
-    statistics::Statistics,
     types::RDKafkaRespErr,
 };
 
-use super::metrics::{PartitionLabels, ProjectorMetrics};
-
 pub(super) struct ProjectorContext {
-    metrics: ProjectorMetrics,
     rewind: i64,
     stopping: Arc<AtomicBool>,
 }
 
 impl ProjectorContext {
-    pub(super) fn new(metrics: ProjectorMetrics, rewind: i64, stopping: Arc<AtomicBool>) -> Self {
-        Self {
-            metrics,
-            rewind,
-            stopping,
-        }
+    pub(super) fn new(rewind: i64, stopping: Arc<AtomicBool>) -> Self {
+        Self { rewind, stopping }
     }
 
     /// [`Self::rewound`], retried until it succeeds: resuming a partition without its
@@ -83,25 +74,7 @@ impl ProjectorContext {
     }
 }
 
-impl ClientContext for ProjectorContext {
-    fn stats(&self, statistics: Statistics) {
-        for (topic, stats) in statistics.topics {
-            for partition in stats.partitions.values() {
-                // librdkafka reports -1 for partitions it does not consume and for the
-                // internal "unassigned" partition.
-                if partition.partition >= 0 && partition.consumer_lag >= 0 {
-                    self.metrics
-                        .lag
-                        .get_or_create(&PartitionLabels {
-                            topic: topic.clone(),
-                            partition: partition.partition.into(),
-                        })
-                        .set(partition.consumer_lag);
-                }
-            }
-        }
-    }
-}
+impl ClientContext for ProjectorContext {}
 
 impl ConsumerContext for ProjectorContext {
     // The consumer uses the eager protocol (`partition.assignment.strategy=range`), so an

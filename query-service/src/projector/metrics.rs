@@ -12,6 +12,8 @@ pub(super) enum Outcome {
     Applied,
     /// The view already held that version or a newer one.
     Stale,
+    /// The user's tombstone was purged, so the event was refused.
+    Purged,
     /// Undecodable, sent to the dead-letter topic.
     DeadLettered,
 }
@@ -21,6 +23,7 @@ impl Outcome {
         match self {
             Self::Applied => "applied",
             Self::Stale => "stale",
+            Self::Purged => "purged",
             Self::DeadLettered => "dead_lettered",
         }
     }
@@ -42,6 +45,8 @@ pub(super) struct PartitionLabels {
 pub struct ProjectorMetrics {
     events: Family<EventLabels, Counter>,
     pub(super) lag: Family<PartitionLabels, Gauge>,
+    /// 1 while a held partition has records waiting and a committed offset that stands still.
+    pub(super) stalled: Gauge,
     pub(super) errors: Counter,
     /// From a change's commit on the write side to its row in the view.
     pub(super) delay: Histogram,
@@ -54,6 +59,7 @@ impl ProjectorMetrics {
         let metrics = Self {
             events: Family::default(),
             lag: Family::default(),
+            stalled: Gauge::default(),
             errors: Counter::default(),
             delay: Histogram::new([
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -61,13 +67,18 @@ impl ProjectorMetrics {
         };
         registry.register(
             "projector_events",
-            "Events the projector handled, by topic and outcome (applied, stale, dead_lettered)",
+            "Events the projector handled, by topic and outcome (applied, stale, purged, dead_lettered)",
             metrics.events.clone(),
         );
         registry.register(
             "projector_lag",
-            "Records not yet projected, per partition",
+            "Records not yet projected, per partition this replica holds (high watermark minus the group's committed offset, measured apart from the consumer)",
             metrics.lag.clone(),
+        );
+        registry.register(
+            "projector_stalled",
+            "1 while records wait on a partition this replica holds and its committed offset has not moved for 30 s",
+            metrics.stalled.clone(),
         );
         registry.register(
             "projector_delay_seconds",
@@ -80,7 +91,12 @@ impl ProjectorMetrics {
             metrics.errors.clone(),
         );
         for topic in topics {
-            for outcome in [Outcome::Applied, Outcome::Stale, Outcome::DeadLettered] {
+            for outcome in [
+                Outcome::Applied,
+                Outcome::Stale,
+                Outcome::Purged,
+                Outcome::DeadLettered,
+            ] {
                 drop(metrics.events.get_or_create(&EventLabels {
                     topic: (*topic).to_owned(),
                     outcome: outcome.label(),

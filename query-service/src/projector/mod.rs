@@ -6,6 +6,7 @@
 
 mod context;
 mod dead_letters;
+mod lag;
 mod metrics;
 mod records;
 
@@ -14,7 +15,6 @@ use std::{
     time::Duration,
 };
 
-use deadpool_postgres::Pool;
 use rdkafka::{
     Message,
     consumer::{BaseConsumer, Consumer},
@@ -23,14 +23,19 @@ use rdkafka::{
 };
 use tokio_util::sync::CancellationToken;
 use users_shared::{
+    db::Pool,
     event_headers,
     kafka::{self, Cluster},
     topics::Topics,
     trace_context,
 };
 
-use self::{context::ProjectorContext, metrics::Outcome, records::Records};
-pub use self::{dead_letters::DeadLetters, metrics::ProjectorMetrics};
+use self::{context::ProjectorContext, lag::LagWatch, metrics::Outcome, records::Records};
+pub use self::{
+    dead_letters::DeadLetters,
+    lag::{Progress, ProgressReport},
+    metrics::ProjectorMetrics,
+};
 use crate::{cache::CachedUser, cache::UserCache, user_change::UserChange, view};
 
 /// Records applied in one transaction at most.
@@ -38,6 +43,8 @@ const MAX_BATCH: usize = 500;
 
 pub struct Projector {
     consumer: Arc<BaseConsumer<ProjectorContext>>,
+    /// Started with the consumer, by `run`.
+    lag_watch: Option<LagWatch>,
     group: String,
     stopping: Arc<AtomicBool>,
     pool: Pool,
@@ -65,6 +72,7 @@ impl Projector {
         pool: Pool,
         cache: UserCache,
         metrics: ProjectorMetrics,
+        progress: ProgressReport,
     ) -> KafkaResult<Self> {
         let Consuming {
             group,
@@ -87,16 +95,24 @@ impl Projector {
                 "fetch.wait.max.ms",
                 fetch_wait.as_millis().max(1).to_string(),
             )
-            .set("statistics.interval.ms", "5000")
             // Eager rebalancing, which the context's rebalance callback is written for.
             .set("partition.assignment.strategy", "range")
-            .create_with_context(ProjectorContext::new(
-                metrics.clone(),
-                resume_rewind,
-                Arc::clone(&stopping),
-            ))?;
+            .create_with_context(ProjectorContext::new(resume_rewind, Arc::clone(&stopping)))?;
+        let consumer = Arc::new(consumer);
+        // Reads the group's committed offsets; never subscribes, so never joins.
+        let lag_client = cluster
+            .client_config("query-service-projector-lag")
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()?;
         Ok(Self {
-            consumer: Arc::new(consumer),
+            lag_watch: Some(LagWatch::new(
+                Arc::clone(&consumer),
+                lag_client,
+                metrics.clone(),
+                progress,
+            )),
+            consumer,
             group: group.to_owned(),
             stopping,
             dead_letters: DeadLetters::new(cluster, topics.dead_letter.clone())?,
@@ -108,7 +124,7 @@ impl Projector {
     }
 
     /// Projects until `shutdown`, then commits the stored offsets.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         if let Err(error) = self.consumer.subscribe(&self.topics.events()) {
             tracing::error!(%error, "projector cannot subscribe");
             return;
@@ -117,6 +133,12 @@ impl Projector {
             id: self.group.clone(),
             topics: self.topics.events().map(str::to_owned).to_vec(),
         };
+        if let Some(watch) = self.lag_watch.take()
+            && let Err(error) = watch.spawn(Arc::clone(&self.stopping))
+        {
+            tracing::error!(%error, "projector cannot start its lag watch");
+            return;
+        }
         let mut records = match Records::spawn(
             Arc::clone(&self.consumer),
             group,
@@ -202,21 +224,29 @@ impl Projector {
                 topic = record.topic(),
                 user_id = %change.user.id,
                 version = change.user.version,
-                applied,
+                applied = ?applied,
             );
             if let Some(traceparent) = kafka::header(*record, event_headers::TRACEPARENT) {
                 trace_context::set_parent(&span, trace_context::from_traceparent(traceparent));
             }
             span.in_scope(|| tracing::debug!("event projected"));
-            let outcome = if applied {
-                Outcome::Applied
-            } else {
-                Outcome::Stale
+            let outcome = match applied {
+                view::Applied::Written => Outcome::Applied,
+                view::Applied::Stale => Outcome::Stale,
+                view::Applied::Purged => {
+                    tracing::warn!(
+                        topic = record.topic(),
+                        user_id = %change.user.id,
+                        version = change.user.version,
+                        "event refused: the user was deleted and its tombstone purged"
+                    );
+                    Outcome::Purged
+                }
             };
             self.metrics.count(record.topic(), outcome);
             // Only what the view now holds: a stale change may be older than an entry that
             // expired or was evicted.
-            if applied {
+            if applied == view::Applied::Written {
                 let delay = time::OffsetDateTime::now_utc() - change.user.updated_at;
                 self.metrics.delay.observe(delay.as_seconds_f64().max(0.0));
                 self.cache.written(change.user.id, CachedUser::from(change));
@@ -239,12 +269,15 @@ impl Projector {
     async fn apply(
         &self,
         changes: &[(&OwnedMessage, UserChange)],
-    ) -> Result<Vec<bool>, users_shared::db_failure::DbFailure> {
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
+    ) -> Result<Vec<view::Applied>, users_shared::db_failure::DbFailure> {
         let refs: Vec<&UserChange> = changes.iter().map(|(_, change)| change).collect();
-        let applied = view::apply(&tx, view::LIVE, &refs).await?;
-        tx.commit().await?;
-        Ok(applied)
+        self.pool
+            .run(async |client| {
+                let tx = client.transaction().await?;
+                let applied = view::apply(&tx, view::LIVE, &refs).await?;
+                tx.commit().await?;
+                Ok(applied)
+            })
+            .await
     }
 }

@@ -21,7 +21,7 @@ use rdkafka::{
     consumer::{Consumer, StreamConsumer},
 };
 use tokio_util::sync::CancellationToken;
-use users_shared::{db, db_failure::DbFailure, http, kafka, topics::Topics};
+use users_shared::{db, db_failure::DbFailure, db_pool, http, kafka, topics::Topics};
 use uuid::Uuid;
 
 use self::progress::{Phase, Progress, ReplayMetrics};
@@ -98,21 +98,28 @@ async fn read_and_swap(
     database: &db::Database,
     metrics: ReplayMetrics,
 ) -> anyhow::Result<ReplayReport> {
-    // The swap merges the whole live table: no statement limit suits every size.
-    let pool = database.pool(2, db::SessionLimits::NONE)?;
+    // The shadow's writes are bounded like the service's; the swap merges the whole live
+    // table, and no statement limit suits every size.
+    let pool = database.pool(2, config.database.session_limits())?;
+    let merge_pool = database.pool(1, db::SessionLimits::NONE)?;
     let topics = Topics::with_prefix(&config.kafka.topic_prefix);
     let cluster = config.kafka.cluster().map_err(anyhow::Error::msg)?;
     kafka::ensure_topics(&cluster, &topics.events(), &config.kafka.topic_settings())
         .await
         .context("cannot reach Kafka")?;
 
-    let client = pool.get().await?;
-    client
-        .batch_execute(&format!(
-            "DROP TABLE IF EXISTS {shadow}; CREATE TABLE {shadow} (LIKE {live} INCLUDING ALL)",
-            shadow = view::SHADOW,
-            live = view::LIVE
-        ))
+    merge_pool
+        .run(async |client| {
+            client
+                .batch_execute(&format!(
+                    "DROP TABLE IF EXISTS {shadow}; \
+                     CREATE TABLE {shadow} (LIKE {live} INCLUDING ALL)",
+                    shadow = view::SHADOW,
+                    live = view::LIVE
+                ))
+                .await
+                .map_err(DbFailure::from)
+        })
         .await
         .context("cannot create the shadow table")?;
 
@@ -127,7 +134,10 @@ async fn read_and_swap(
             format!("query-service-replay-{}", Uuid::new_v4()),
         )
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
+        .set(
+            "fetch.wait.max.ms",
+            config.fetch_wait.as_millis().max(1).to_string(),
+        )
         .create()?;
     for (topic, partition) in kafka::partitions(&cluster, &topics.events()).await? {
         let (low, high) = consumer
@@ -192,11 +202,14 @@ async fn read_and_swap(
         }
         let pool = pool.clone();
         writing = Some(tokio::spawn(async move {
-            let mut client = pool.get().await?;
-            let tx = client.transaction().await?;
-            let refs: Vec<&UserChange> = changes.iter().collect();
-            view::apply(&tx, view::SHADOW, &refs).await?;
-            tx.commit().await?;
+            pool.run(async |client| {
+                let tx = client.transaction().await?;
+                let refs: Vec<&UserChange> = changes.iter().collect();
+                view::apply(&tx, view::SHADOW, &refs).await?;
+                tx.commit().await?;
+                Ok::<_, DbFailure>(())
+            })
+            .await?;
             Ok(())
         }));
         progress.set(report.events);
@@ -206,7 +219,7 @@ async fn read_and_swap(
     }
     progress.finish(report.events);
 
-    swap(&pool, &progress).await?;
+    swap(&merge_pool, &progress).await?;
     progress.enter(Phase::Done);
     tracing::info!(
         events = report.events,
@@ -217,7 +230,7 @@ async fn read_and_swap(
 }
 
 /// The swap, tried again when its lock on the live table did not come in time.
-async fn swap(pool: &deadpool_postgres::Pool, progress: &Progress) -> anyhow::Result<()> {
+async fn swap(pool: &db::Pool, progress: &Progress) -> anyhow::Result<()> {
     let mut attempt = 1;
     loop {
         match swap_once(pool, progress).await {
@@ -232,8 +245,12 @@ async fn swap(pool: &deadpool_postgres::Pool, progress: &Progress) -> anyhow::Re
     }
 }
 
-async fn swap_once(pool: &deadpool_postgres::Pool, progress: &Progress) -> Result<(), DbFailure> {
-    let mut client = pool.get().await?;
+async fn swap_once(pool: &db::Pool, progress: &Progress) -> Result<(), DbFailure> {
+    pool.run(async |client| swap_in(client, progress).await)
+        .await
+}
+
+async fn swap_in(client: &mut db_pool::Client, progress: &Progress) -> Result<(), DbFailure> {
     let tx = client.transaction().await?;
     progress.enter(Phase::Merging);
     tx.batch_execute(&format!(

@@ -1,7 +1,7 @@
 //! The read model's table: version-guarded writes from the projector and replay, and the
 //! queries GetUser and ListUsers run.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
@@ -28,9 +28,19 @@ fn from_row(row: &Row) -> UserChange {
     }
 }
 
+/// What became of one change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Written,
+    /// The table holds the user at the same or a newer version (a duplicate, a late event).
+    Stale,
+    /// The user was deleted and its tombstone purged: nothing may bring it back.
+    Purged,
+}
+
 /// Writes each change unless the table already holds that user at the same or a newer
-/// version, so duplicates and late events change nothing and a tombstone stays deleted.
-/// Returns, per change, whether it was written.
+/// version, so duplicates and late events change nothing and a tombstone stays deleted; in
+/// the live table, unless the user's tombstone was purged. Returns what became of each.
 ///
 /// One statement for the whole batch. Of several changes of one user in it only the newest
 /// can matter (the others would be overwritten or refused by the version guard), and one
@@ -39,45 +49,81 @@ pub async fn apply<C: GenericClient>(
     client: &C,
     table: &str,
     changes: &[&UserChange],
-) -> Result<Vec<bool>, tokio_postgres::Error> {
+) -> Result<Vec<Applied>, tokio_postgres::Error> {
     let newest = newest_per_user(changes);
     let mut columns = Columns::with_capacity(newest.len());
     for &at in &newest {
         columns.push(changes[at]);
     }
-    // In the live table, an event no newer than the purge horizon may update a row but not
-    // create one. Safe because a user's versions are committed in time order: an event late
-    // for a purged user is older than that user's tombstone, which was no newer than the
-    // horizon when it was purged, so it finds no row and creates none; while every user the
-    // view should hold has its row (the view has projected each creation it was given), so
-    // refusing to create rows from such old events loses nothing. A replay's shadow table
-    // gets every event, deletions included, and needs no horizon.
-    let horizon = if table == LIVE {
-        format!(
-            " WHERE e.updated_at > (SELECT horizon FROM read_model_purge FOR SHARE) \
-             OR EXISTS (SELECT 1 FROM {table} AS existing WHERE existing.id = e.id)"
+    // The live table refuses every event of a user whose tombstone was purged, however old
+    // the event (see `purge_tombstones`). A replay's shadow table gets every event,
+    // deletions included, and is never purged.
+    let (guard, refused) = if table == LIVE {
+        (
+            " WHERE NOT EXISTS (SELECT 1 FROM purged_users AS p WHERE p.id = e.id)",
+            " UNION ALL SELECT p.id, false FROM purged_users AS p JOIN e ON p.id = e.id",
         )
     } else {
-        String::new()
+        ("", "")
     };
     let upsert = client
         .prepare_cached(&format!(
-            "INSERT INTO {table} AS v ({columns}) \
-             SELECT e.* FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], \
-                                    $6::text[], $7::timestamptz[], $8::timestamptz[], $9::int8[], $10::bool[]) \
-                  AS e({columns}){horizon} \
-             ON CONFLICT (id) DO UPDATE SET first_name = EXCLUDED.first_name, \
-             last_name = EXCLUDED.last_name, nickname = EXCLUDED.nickname, email = EXCLUDED.email, \
-             country = EXCLUDED.country, created_at = EXCLUDED.created_at, \
-             updated_at = EXCLUDED.updated_at, version = EXCLUDED.version, deleted = EXCLUDED.deleted \
-             WHERE v.version < EXCLUDED.version \
-             RETURNING v.id",
+            "WITH e AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], \
+                                    $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], \
+                                    $9::int8[], $10::bool[]) AS e({columns})), \
+             written AS ( \
+                 INSERT INTO {table} AS v ({columns}) SELECT e.* FROM e{guard} \
+                 ON CONFLICT (id) DO UPDATE SET first_name = EXCLUDED.first_name, \
+                 last_name = EXCLUDED.last_name, nickname = EXCLUDED.nickname, email = EXCLUDED.email, \
+                 country = EXCLUDED.country, created_at = EXCLUDED.created_at, \
+                 updated_at = EXCLUDED.updated_at, version = EXCLUDED.version, deleted = EXCLUDED.deleted \
+                 WHERE v.version < EXCLUDED.version \
+                 RETURNING v.id) \
+             SELECT id, true FROM written{refused}",
             columns = self::columns()
         ))
         .await?;
-    let written: HashSet<Uuid> = client
+    if table == LIVE {
+        // In a statement of its own, before the write: a purge under way is waited for, and
+        // the write's snapshot, taken after, sees every id that purge kept. Taken inside the
+        // write, the lock would come after its snapshot, and a late event could bring back a
+        // user purged meanwhile. Sent together, both statements cost one round trip.
+        let lock = client.prepare_cached(PURGE_LOCK_SHARED).await?;
+        let (_, rows) = futures::try_join!(
+            client.execute(&lock, &[]),
+            upsert_rows(client, &upsert, &columns)
+        )?;
+        return Ok(outcomes(changes.len(), &newest, changes, &rows));
+    }
+    let rows = upsert_rows(client, &upsert, &columns).await?;
+    Ok(outcomes(changes.len(), &newest, changes, &rows))
+}
+
+/// Taken by every write of the live table, and exclusively by a purge.
+const PURGE_LOCK_SHARED: &str = "SELECT 1 FROM read_model_purge FOR SHARE";
+const PURGE_LOCK: &str = "SELECT 1 FROM read_model_purge FOR UPDATE";
+
+fn outcomes(count: usize, newest: &[usize], changes: &[&UserChange], rows: &[Row]) -> Vec<Applied> {
+    let decided: HashMap<Uuid, bool> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+    let mut applied = vec![Applied::Stale; count];
+    for &at in newest {
+        applied[at] = match decided.get(&changes[at].user.id) {
+            Some(true) => Applied::Written,
+            Some(false) => Applied::Purged,
+            None => Applied::Stale,
+        };
+    }
+    applied
+}
+
+async fn upsert_rows<C: GenericClient>(
+    client: &C,
+    upsert: &tokio_postgres::Statement,
+    columns: &Columns,
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    client
         .query(
-            &upsert,
+            upsert,
             &[
                 &columns.id,
                 &columns.first_name,
@@ -91,15 +137,7 @@ pub async fn apply<C: GenericClient>(
                 &columns.deleted,
             ],
         )
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    let mut applied = vec![false; changes.len()];
-    for at in newest {
-        applied[at] = written.contains(&changes[at].user.id);
-    }
-    Ok(applied)
+        .await
 }
 
 /// The index of each user's newest change (the first of equal versions).
@@ -168,40 +206,44 @@ impl Columns {
 /// Tombstones deleted per statement, so a purge never holds the view for long.
 const PURGE_CHUNK: i64 = 10_000;
 
-/// Deletes the tombstones older than `retention` and moves the purge horizon past them (see
-/// `apply`); returns how many went. The horizon's row is locked first: a projector batch
-/// running meanwhile waits and then sees the new horizon, so it cannot create a row for a
-/// user whose tombstone goes in this very purge.
+/// Deletes the tombstones older than `retention`, keeping each purged user's id in
+/// `purged_users` so that no event, however late or old, brings that user back; returns how
+/// many went. Keeping the ids, rather than a time before which events may not create rows,
+/// is what lets a read model catching up on old history keep every user it has not
+/// projected yet. The purge lock is taken first, exclusively: a projector batch waits, then
+/// sees the ids (see `apply`).
 pub async fn purge_tombstones(
-    pool: &deadpool_postgres::Pool,
+    pool: &users_shared::db::Pool,
     retention: std::time::Duration,
 ) -> Result<u64, users_shared::db_failure::DbFailure> {
     let mut purged = 0;
     loop {
-        let mut client = pool.get().await?;
-        let tx = client.transaction().await?;
-        tx.execute("SELECT horizon FROM read_model_purge FOR UPDATE", &[])
+        let count: i64 = pool
+            .run(async |client| {
+                let tx = client.transaction().await?;
+                tx.execute(PURGE_LOCK, &[]).await?;
+                let purge = tx
+                    .prepare_cached(&format!(
+                        "WITH purged AS ( \
+                             DELETE FROM {LIVE} WHERE id IN ( \
+                                 SELECT id FROM {LIVE} \
+                                 WHERE deleted AND updated_at < now() - make_interval(secs => $1) \
+                                 ORDER BY updated_at LIMIT $2) \
+                             RETURNING id), \
+                         kept AS ( \
+                             INSERT INTO purged_users (id) SELECT id FROM purged \
+                             ON CONFLICT (id) DO NOTHING) \
+                         SELECT count(*) FROM purged"
+                    ))
+                    .await?;
+                let count = tx
+                    .query_one(&purge, &[&retention.as_secs_f64(), &PURGE_CHUNK])
+                    .await?
+                    .get(0);
+                tx.commit().await?;
+                Ok::<_, users_shared::db_failure::DbFailure>(count)
+            })
             .await?;
-        let purge = tx
-            .prepare_cached(&format!(
-                "WITH purged AS ( \
-                     DELETE FROM {LIVE} WHERE id IN ( \
-                         SELECT id FROM {LIVE} \
-                         WHERE deleted AND updated_at < now() - make_interval(secs => $1) \
-                         ORDER BY updated_at LIMIT $2) \
-                     RETURNING updated_at), \
-                 moved AS ( \
-                     UPDATE read_model_purge \
-                     SET horizon = GREATEST(horizon, (SELECT max(updated_at) FROM purged)) \
-                     WHERE EXISTS (SELECT 1 FROM purged)) \
-                 SELECT count(*) FROM purged"
-            ))
-            .await?;
-        let count: i64 = tx
-            .query_one(&purge, &[&retention.as_secs_f64(), &PURGE_CHUNK])
-            .await?
-            .get(0);
-        tx.commit().await?;
         purged += count as u64;
         if count < PURGE_CHUNK {
             return Ok(purged);
@@ -211,13 +253,15 @@ pub async fn purge_tombstones(
 
 /// How many times a replay has swapped the read model in.
 pub async fn generation(
-    pool: &deadpool_postgres::Pool,
+    pool: &users_shared::db::Pool,
 ) -> Result<i64, users_shared::db_failure::DbFailure> {
-    let client = pool.get().await?;
-    let row = client
-        .query_one("SELECT generation FROM read_model_generation", &[])
-        .await?;
-    Ok(row.get(0))
+    pool.run(async |client| {
+        let row = client
+            .query_one("SELECT generation FROM read_model_generation", &[])
+            .await?;
+        Ok(row.get(0))
+    })
+    .await
 }
 
 /// The user's row, live or tombstone.

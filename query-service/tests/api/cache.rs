@@ -147,6 +147,7 @@ async fn the_cache_feed_waits_for_its_topics_then_drops_what_changed() {
         cache.clone(),
         state,
         Duration::from_millis(200),
+        Duration::from_millis(2),
         stop.clone(),
     ));
 

@@ -19,7 +19,8 @@ pub fn new_prefix() -> String {
     format!("test-{}.", Uuid::new_v4().simple())
 }
 
-/// The command line a test's query-service runs with.
+/// The command line a test's query-service runs with; a flag in `extra` replaces the
+/// default of the same name (a test may reach the database through a proxy, say).
 pub fn query_args(db: &TestDatabase, prefix: &str, group: &str, extra: &[&str]) -> Vec<String> {
     let mut args = vec![
         "query-service".to_owned(),
@@ -34,6 +35,10 @@ pub fn query_args(db: &TestDatabase, prefix: &str, group: &str, extra: &[&str]) 
         "--min-version-timeout=10s".to_owned(),
         "--replay-metrics-addr=127.0.0.1:0".to_owned(),
     ];
+    args.extend(test_support::dev_broker_flags());
+    let name = |arg: &str| arg.split_once('=').map_or(arg, |(name, _)| name).to_owned();
+    let replaced: Vec<String> = extra.iter().map(|arg| name(arg)).collect();
+    args.retain(|arg| !replaced.contains(&name(arg)));
     args.extend(extra.iter().map(|arg| arg.to_string()));
     args
 }

@@ -10,5 +10,6 @@ mod operations;
 mod projection;
 mod queries;
 mod replay;
+mod silent_database;
 mod tombstones;
 mod tracing;

@@ -1,5 +1,5 @@
 -- Deletes the rows the broker acknowledged ($3), then claims up to $1 due rows, oldest first,
--- and leases them for $2 seconds. A row waits while an earlier row of its user is leased or
+-- and leases them for $2 seconds to relay $4. A row waits while an earlier row of its user is leased or
 -- backing off (rows deleted here no longer count), so a failing row holds back that user
 -- alone, and the relay sends a user's claimed rows one after the other. A parked row holds
 -- back no one (consumers order by version). Rows another relay is claiming right now are
@@ -27,7 +27,8 @@ due AS (
 )
 UPDATE outbox
 SET available_at = now() + make_interval(secs => $2),
-    attempts = outbox.attempts + 1
+    attempts = outbox.attempts + 1,
+    leased_by = $4
 FROM due
 WHERE outbox.id = due.id
 RETURNING outbox.id, outbox.event_id, outbox.event_type, outbox.aggregate_id,

@@ -4,6 +4,6 @@ UPDATE outbox
 SET available_at = now() + interval '1 minute',
     attempts = 0,
     parked_at = COALESCE(parked_at, now())
-WHERE id = ANY($1)
+WHERE id = ANY($1) AND leased_by = $2
 -- now() is the statement's transaction time: equal only for rows parked by this statement.
 RETURNING id, parked_at = now() AS newly_parked

@@ -1,2 +1,2 @@
--- Rows this relay will not publish after all (it is stopping): due now, for any relay.
-UPDATE outbox SET available_at = now() WHERE id = ANY($1)
+-- Rows this relay ($2) will not publish after all (it is stopping): due now, for any relay.
+UPDATE outbox SET available_at = now(), leased_by = NULL WHERE id = ANY($1) AND leased_by = $2

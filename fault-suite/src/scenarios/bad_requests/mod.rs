@@ -4,7 +4,7 @@
 //! answered throughout.
 
 mod cases;
-mod raw;
+pub(crate) mod raw;
 
 use std::{
     collections::BTreeMap,
