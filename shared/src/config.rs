@@ -39,6 +39,13 @@ pub struct KafkaArgs {
     #[arg(long = "kafka-topic-retention", env = "KAFKA_TOPIC_RETENTION", value_enum, default_value_t = crate::kafka::Retention::Forever)]
     pub topic_retention: crate::kafka::Retention,
 
+    /// Whether the service creates the topics it finds missing. "false" where the platform
+    /// manages topics (Strimzi, Terraform, a cloud console) and the service has no right to
+    /// create them: it then only checks that they exist. Either way, an existing topic whose
+    /// partitions, cleanup policy or retention differ from these settings stops the start.
+    #[arg(long = "kafka-manage-topics", env = "KAFKA_MANAGE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub manage_topics: bool,
+
     /// How clients reach the brokers.
     #[arg(long = "kafka-security-protocol", env = "KAFKA_SECURITY_PROTOCOL", value_enum, default_value_t = SecurityProtocol::Plaintext)]
     pub security_protocol: SecurityProtocol,
@@ -93,6 +100,7 @@ impl KafkaArgs {
             partitions: self.topic_partitions,
             replication: self.topic_replication,
             retention: self.topic_retention,
+            manage: self.manage_topics,
         }
     }
 

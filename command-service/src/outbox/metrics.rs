@@ -13,6 +13,7 @@ pub struct RelayMetrics {
     pub(super) publish_failures: Counter,
     pub(super) publish_latency: Histogram,
     pub(super) parked: Counter,
+    pub(super) refused: Counter,
     backlog: Gauge,
     parked_now: Gauge,
     oldest_pending_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -27,6 +28,7 @@ impl RelayMetrics {
             published: Counter::default(),
             publish_failures: Counter::default(),
             parked: Counter::default(),
+            refused: Counter::default(),
             backlog: Gauge::default(),
             parked_now: Gauge::default(),
             oldest_pending_seconds: Gauge::default(),
@@ -50,6 +52,11 @@ impl RelayMetrics {
             "outbox_parked",
             "Outbox rows set aside because this release does not know their event type",
             metrics.parked.clone(),
+        );
+        registry.register(
+            "outbox_refused",
+            "Outbox rows parked because the broker refused their record for good (too large, a policy) on every attempt",
+            metrics.refused.clone(),
         );
         registry.register(
             "outbox_backlog",

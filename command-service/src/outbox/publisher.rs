@@ -126,7 +126,7 @@ impl Publisher {
 
     /// Hands the record to the producer; the future resolves once the broker acknowledged
     /// it or it failed. An error means the producer's queue refused it.
-    pub(super) fn send(&self, topic: &str, event: &Claimed) -> Result<DeliveryFuture, String> {
+    pub(super) fn send(&self, topic: &str, event: &Claimed) -> Result<DeliveryFuture, KafkaError> {
         let key = event.aggregate_id.to_string();
         let record = FutureRecord::to(topic)
             .key(&key)
@@ -136,7 +136,7 @@ impl Publisher {
             .read()
             .expect("producer lock poisoned")
             .send_result(record)
-            .map_err(|(error, _)| error.to_string())
+            .map_err(|(error, _)| error)
     }
 
     pub(super) fn after_success(&self) {

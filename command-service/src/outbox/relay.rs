@@ -106,6 +106,8 @@ struct Delivery {
 enum Answer {
     Acknowledged,
     Failed(String),
+    /// Refused in a way the same record will always be (too large, against a policy).
+    Refused(String),
     /// Not sent: an earlier row of its user failed.
     NotSent,
 }
@@ -123,14 +125,22 @@ struct Claim {
 struct Outcomes {
     published: Vec<i64>,
     failed: Vec<i64>,
+    refused: Vec<i64>,
     released: Vec<i64>,
 }
 
 impl Outcomes {
     fn is_empty(&self) -> bool {
-        self.published.is_empty() && self.failed.is_empty() && self.released.is_empty()
+        self.published.is_empty() && !self.has_setbacks()
+    }
+
+    fn has_setbacks(&self) -> bool {
+        !(self.failed.is_empty() && self.refused.is_empty() && self.released.is_empty())
     }
 }
+
+/// Attempts a record the broker refuses for good gets before its row is parked.
+const REFUSALS_BEFORE_PARKING: i32 = 3;
 
 impl Relay {
     /// `wake` is notified by the command handlers of this process and by the LISTEN task.
@@ -430,24 +440,63 @@ impl Relay {
                 outcomes.failed.push(delivery.row);
                 Err(error)
             }
+            // The broker is fine and the topics are there: nothing for the producer to mend.
+            Answer::Refused(error) => {
+                self.metrics.publish_failures.inc();
+                outcomes.refused.push(delivery.row);
+                Err(error)
+            }
         }
     }
 
     /// Schedules what failed for a retry and frees what was not sent; deleting what was
     /// published waits for the next claim.
     async fn record_setbacks(&self, outcomes: &mut Outcomes) -> Result<(), RelayError> {
-        if outcomes.failed.is_empty() && outcomes.released.is_empty() {
+        if !outcomes.has_setbacks() {
             return Ok(());
         }
         self.pool
-            .run(async |client| {
-                table::retry_later(&*client, self.owner, &outcomes.failed).await?;
-                outcomes.failed.clear();
-                table::release(&*client, self.owner, &outcomes.released).await?;
-                outcomes.released.clear();
-                Ok::<_, RelayError>(())
-            })
+            .run(async |client| self.write_setbacks(client, outcomes).await)
             .await
+    }
+
+    /// Retries what failed, parks what the broker refused for good too often, and frees what
+    /// was not sent.
+    async fn write_setbacks(
+        &self,
+        client: &mut deadpool_postgres::Client,
+        outcomes: &mut Outcomes,
+    ) -> Result<(), RelayError> {
+        table::retry_later(&*client, self.owner, &outcomes.failed).await?;
+        outcomes.failed.clear();
+        if !outcomes.refused.is_empty() {
+            let parked = table::park_refused(
+                &*client,
+                self.owner,
+                &outcomes.refused,
+                REFUSALS_BEFORE_PARKING,
+            )
+            .await?;
+            self.metrics.refused.inc_by(parked.len() as u64);
+            for row in &parked {
+                tracing::warn!(
+                    row,
+                    attempts = REFUSALS_BEFORE_PARKING,
+                    "the broker refused this outbox row's record for good; parked (outbox_parked_rows)"
+                );
+            }
+            let again: Vec<i64> = outcomes
+                .refused
+                .iter()
+                .copied()
+                .filter(|row| !parked.contains(row))
+                .collect();
+            table::retry_later(&*client, self.owner, &again).await?;
+            outcomes.refused.clear();
+        }
+        table::release(&*client, self.owner, &outcomes.released).await?;
+        outcomes.released.clear();
+        Ok(())
     }
 
     /// Deletes what was published and schedules what failed for a retry. What it could not
@@ -461,11 +510,7 @@ impl Relay {
             .run(async |client| {
                 table::delete(&*client, &outcomes.published).await?;
                 outcomes.published.clear();
-                table::retry_later(&*client, self.owner, &outcomes.failed).await?;
-                outcomes.failed.clear();
-                table::release(&*client, self.owner, &outcomes.released).await?;
-                outcomes.released.clear();
-                Ok::<_, RelayError>(())
+                self.write_setbacks(client, outcomes).await
             })
             .await
     }
@@ -501,13 +546,19 @@ async fn publish_in_turn(
             Some(topic) => match publisher.send(topic, &event) {
                 Ok(answer) => match answer.await {
                     Ok(Ok(_)) => Answer::Acknowledged,
+                    Ok(Err((error, _))) if refused_for_good(&error) => {
+                        Answer::Refused(error.to_string())
+                    }
                     Ok(Err((error, _))) => Answer::Failed(error.to_string()),
                     Err(_) => Answer::Failed("the producer dropped the record".to_owned()),
                 },
+                Err(error) if refused_for_good(&error) => {
+                    Answer::Refused(format!("the producer refused the record: {error}"))
+                }
                 Err(error) => Answer::Failed(format!("the producer refused the record: {error}")),
             },
         };
-        let failed = matches!(answer, Answer::Failed(_));
+        let failed = matches!(answer, Answer::Failed(_) | Answer::Refused(_));
         let _ = deliveries.send(Delivery {
             row: event.row,
             occurred_at: event.occurred_at,
@@ -524,6 +575,23 @@ async fn publish_in_turn(
             return;
         }
     }
+}
+
+/// Whether the broker (or the producer) will refuse the same record every time: too large,
+/// malformed, or against a topic's policy. Such a record is parked after a few attempts
+/// instead of holding its user's later events back for ever.
+fn refused_for_good(error: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            Code::MessageSizeTooLarge
+                | Code::InvalidMessageSize
+                | Code::MessageBatchTooLarge
+                | Code::PolicyViolation
+                | Code::InvalidRecord
+        )
+    )
 }
 
 /// Logs the first failure, then at most one line per period with how many followed.

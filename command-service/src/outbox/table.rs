@@ -115,6 +115,26 @@ pub(super) async fn release<C: GenericClient>(
     execute_for_held_rows(client, include_str!("sql/release.sql"), owner, rows).await
 }
 
+/// Parks those of `rows` (refused by the broker for good) that `owner` holds and that have
+/// had `attempts` claims; returns them. Parked rows hold back no one and are looked at again
+/// in an hour.
+pub(super) async fn park_refused<C: GenericClient>(
+    client: &C,
+    owner: Uuid,
+    rows: &[i64],
+    attempts: i32,
+) -> Result<Vec<i64>, tokio_postgres::Error> {
+    let park = client
+        .prepare_cached(include_str!("sql/park_refused.sql"))
+        .await?;
+    Ok(client
+        .query(&park, &[&rows, &owner, &attempts])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
 /// Sets rows aside for a release that knows their event type; returns those parked only
 /// now, each once.
 pub(super) async fn park<C: GenericClient>(
