@@ -18,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use moka::{ops::compute::Op, sync::Cache};
+use moka::{ops::compute::Op, policy::EvictionPolicy, sync::Cache};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
@@ -51,11 +51,17 @@ struct ResultLabel {
     result: &'static str,
 }
 
+/// Announcements kept per cache entry: an announcement is a few bytes, and writes touch
+/// many more users than readers keep cached.
+const ANNOUNCED_PER_ENTRY: u64 = 4;
+
 #[derive(Clone)]
 pub struct UserCache {
     cache: Cache<Uuid, CachedUser>,
     /// The newest version the event stream announced per user, kept as long as an entry
-    /// would be.
+    /// would be. Never refused: with the cache's own admission policy an announcement could
+    /// be turned away under churn, and an older row then cached for a whole TTL. Least
+    /// recently announced goes first, by which time the view has long caught up.
     announced: Cache<Uuid, i64>,
     hits: Counter,
     misses: Counter,
@@ -87,8 +93,9 @@ impl UserCache {
                 .time_to_live(ttl)
                 .build(),
             announced: Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(capacity.saturating_mul(ANNOUNCED_PER_ENTRY))
                 .time_to_live(ttl)
+                .eviction_policy(EvictionPolicy::lru())
                 .build(),
             hits,
             misses,

@@ -132,6 +132,9 @@ async fn start(
             format!("query-service-cache-feed-{}", Uuid::new_v4()),
         )
         .set("enable.auto.commit", "false")
+        // Its position lies past the end only when a topic was deleted and made again (a
+        // broker restored empty): every record of the new topic is news to the cache.
+        .set("auto.offset.reset", "earliest")
         .set(
             "fetch.wait.max.ms",
             fetch_wait.as_millis().max(1).to_string(),

@@ -291,8 +291,10 @@ async fn verify_configs(
         return Ok(());
     }
     let admin: AdminClient<DefaultClientContext> = cluster.client_config("users-admin").create()?;
-    let resources: Vec<ResourceSpecifier<'_>> =
-        topics.iter().map(|topic| ResourceSpecifier::Topic(topic)).collect();
+    let resources: Vec<ResourceSpecifier<'_>> = topics
+        .iter()
+        .map(|topic| ResourceSpecifier::Topic(topic))
+        .collect();
     let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
     let described = admin.describe_configs(&resources, &options).await?;
     for (topic, result) in topics.iter().zip(described) {
@@ -314,9 +316,15 @@ async fn verify_configs(
         };
         let cleanup = value("cleanup.policy");
         if let Some(cleanup) = &cleanup
-            && !cleanup.split(',').any(|policy| policy.trim() == settings.cleanup_policy())
+            && !cleanup
+                .split(',')
+                .any(|policy| policy.trim() == settings.cleanup_policy())
         {
-            return Err(mismatch("cleanup.policy", cleanup.clone(), settings.cleanup_policy()));
+            return Err(mismatch(
+                "cleanup.policy",
+                cleanup.clone(),
+                settings.cleanup_policy(),
+            ));
         }
         // A compacted topic keeps every user's last record whatever its age; a deleting one
         // must not delete by age or size.

@@ -24,6 +24,7 @@ use crate::{
 };
 
 const HANG: Duration = Duration::from_secs(20);
+const QUIET_BEFORE_HANG: Duration = Duration::from_millis(3_500);
 
 pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
     let stack = Stack::start(&suite, "broker-hang", Options::default()).await?;
@@ -35,6 +36,10 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
         unprojected.is_empty(),
         "users created before the fault never reached the read model: {unprojected:?}"
     );
+    // Quiet first, so that the hang catches the consumer's heartbeat in flight rather than
+    // its offset commits: the broker then wakes to a member whose session ran out while it
+    // slept, which is the case that once left the projector's group with no assignment.
+    tokio::time::sleep(QUIET_BEFORE_HANG).await;
 
     rec.say(format!("SIGSTOP to the broker for {HANG:?}"));
     stack.broker.pause(true);

@@ -6,7 +6,8 @@
 //!
 //! A partition whose committed offset has not moved for `STALL_AFTER` while records wait
 //! past it is stalled; the projector is then reported degraded (readiness JSON) and
-//! `projector_stalled` is 1.
+//! `projector_stalled` is 1. The same thread watches the partitions held elsewhere (see
+//! `group`).
 
 use std::{
     collections::HashMap,
@@ -25,6 +26,7 @@ use rdkafka::{
 
 use super::{
     context::ProjectorContext,
+    group::GroupWatch,
     metrics::{PartitionLabels, ProjectorMetrics},
 };
 
@@ -90,6 +92,7 @@ pub(super) struct LagWatch {
     client: BaseConsumer,
     report: ProgressReport,
     tracker: Tracker,
+    group: GroupWatch,
 }
 
 /// The bookkeeping of measurements: the gauges, and when each partition last moved.
@@ -104,11 +107,13 @@ impl LagWatch {
         client: BaseConsumer,
         metrics: ProjectorMetrics,
         report: ProgressReport,
+        group: GroupWatch,
     ) -> Self {
         Self {
             projector,
             client,
             report,
+            group,
             tracker: Tracker {
                 metrics,
                 seen: HashMap::new(),
@@ -125,6 +130,8 @@ impl LagWatch {
                     if let Err(error) = self.measure(Instant::now()) {
                         tracing::debug!(%error, "cannot measure the projector's lag");
                     }
+                    let own_stalled = matches!(self.report.get(), Progress::Stalled { .. });
+                    self.group.check(&self.projector, &self.client, own_stalled);
                     let until = Instant::now() + MEASURE_EVERY;
                     while Instant::now() < until && !stopping.load(Ordering::Acquire) {
                         std::thread::sleep(Duration::from_millis(100));

@@ -6,6 +6,7 @@
 
 mod context;
 mod dead_letters;
+mod group;
 mod lag;
 mod metrics;
 mod records;
@@ -30,7 +31,13 @@ use users_shared::{
     trace_context,
 };
 
-use self::{context::ProjectorContext, lag::LagWatch, metrics::Outcome, records::Records};
+use self::{
+    context::ProjectorContext,
+    group::{Group, GroupWatch},
+    lag::LagWatch,
+    metrics::Outcome,
+    records::Records,
+};
 pub use self::{
     dead_letters::DeadLetters,
     lag::{Progress, ProgressReport},
@@ -45,7 +52,6 @@ pub struct Projector {
     consumer: Arc<BaseConsumer<ProjectorContext>>,
     /// Started with the consumer, by `run`.
     lag_watch: Option<LagWatch>,
-    group: String,
     stopping: Arc<AtomicBool>,
     pool: Pool,
     topics: Topics,
@@ -111,9 +117,12 @@ impl Projector {
                 lag_client,
                 metrics.clone(),
                 progress,
+                GroupWatch::new(Group {
+                    id: group.to_owned(),
+                    topics: topics.events().map(str::to_owned).to_vec(),
+                }),
             )),
             consumer,
-            group: group.to_owned(),
             stopping,
             dead_letters: DeadLetters::new(cluster, topics.dead_letter.clone())?,
             pool,
@@ -129,27 +138,20 @@ impl Projector {
             tracing::error!(%error, "projector cannot subscribe");
             return;
         }
-        let group = records::Group {
-            id: self.group.clone(),
-            topics: self.topics.events().map(str::to_owned).to_vec(),
-        };
         if let Some(watch) = self.lag_watch.take()
             && let Err(error) = watch.spawn(Arc::clone(&self.stopping))
         {
             tracing::error!(%error, "projector cannot start its lag watch");
             return;
         }
-        let mut records = match Records::spawn(
-            Arc::clone(&self.consumer),
-            group,
-            Arc::clone(&self.stopping),
-        ) {
-            Ok(records) => records,
-            Err(error) => {
-                tracing::error!(%error, "projector cannot start its consumer thread");
-                return;
-            }
-        };
+        let mut records =
+            match Records::spawn(Arc::clone(&self.consumer), Arc::clone(&self.stopping)) {
+                Ok(records) => records,
+                Err(error) => {
+                    tracing::error!(%error, "projector cannot start its consumer thread");
+                    return;
+                }
+            };
         loop {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => break,
