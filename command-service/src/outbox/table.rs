@@ -198,3 +198,102 @@ async fn execute_for_rows<C: GenericClient>(
     client.execute(&statement, &[&rows]).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use users_shared::{db, db_failure::DbFailure, test_support::TestDatabase};
+
+    use super::*;
+
+    async fn outbox_with_one_row() -> (TestDatabase, db::Pool) {
+        let test_db = TestDatabase::create().await;
+        let database = db::Database::new(&test_db.url, None).unwrap();
+        db::prepare(&database, crate::migrations::MIGRATIONS, "write")
+            .await
+            .unwrap();
+        let pool = database.pool(2, db::SessionLimits::NONE).unwrap();
+        pool.run(async |client| {
+            client
+                .execute(
+                    "INSERT INTO outbox (event_id, event_type, aggregate_id, aggregate_version, \
+                     payload, occurred_at) VALUES ($1, 'user.created', $2, 1, '', now())",
+                    &[&Uuid::new_v4(), &Uuid::new_v4()],
+                )
+                .await
+                .map_err(DbFailure::from)
+        })
+        .await
+        .unwrap();
+        (test_db, pool)
+    }
+
+    /// The row's lease: when it is due, and whose it is.
+    async fn lease(pool: &db::Pool) -> (OffsetDateTime, Option<Uuid>) {
+        pool.run(async |client| {
+            let row = client
+                .query_one("SELECT available_at, leased_by FROM outbox", &[])
+                .await?;
+            Ok::<_, DbFailure>((row.get(0), row.get(1)))
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_relay_whose_lease_ran_out_cannot_change_the_lease_of_the_relay_that_took_over() {
+        let (_db, pool) = outbox_with_one_row().await;
+        let (stale, current) = (Uuid::new_v4(), Uuid::new_v4());
+        let lease_time = Duration::from_secs(30);
+        let claimed = pool
+            .run(async |client| {
+                Ok::<_, DbFailure>(claim(client, stale, 10, lease_time, &[]).await?)
+            })
+            .await
+            .unwrap();
+        let row = claimed[0].row;
+        // The stale relay's lease lapses (a long pause) and another relay claims the row.
+        pool.run(async |client| {
+            client
+                .execute(
+                    "UPDATE outbox SET available_at = now() - interval '1 second'",
+                    &[],
+                )
+                .await
+                .map_err(DbFailure::from)
+        })
+        .await
+        .unwrap();
+        let taken = pool
+            .run(async |client| {
+                Ok::<_, DbFailure>(claim(client, current, 10, lease_time, &[]).await?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+        let held = lease(&pool).await;
+        assert_eq!(held.1, Some(current));
+
+        // The stale relay wakes up and acts on what it thinks is still its row.
+        pool.run(async |client| {
+            renew(&*client, stale, &[row], Duration::from_secs(3600)).await?;
+            release(&*client, stale, &[row]).await?;
+            retry_later(&*client, stale, &[row]).await?;
+            park(&*client, stale, &[row]).await?;
+            park_refused(&*client, stale, &[row], 0).await?;
+            Ok::<_, DbFailure>(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            lease(&pool).await,
+            held,
+            "the current relay's lease is untouched"
+        );
+
+        // Its own relay can.
+        pool.run(async |client| Ok::<_, DbFailure>(release(&*client, current, &[row]).await?))
+            .await
+            .unwrap();
+        assert_eq!(lease(&pool).await.1, None);
+    }
+}

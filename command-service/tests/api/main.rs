@@ -12,4 +12,5 @@ mod operations;
 mod outbox;
 mod shutdown;
 mod tls;
+mod topics;
 mod update_user;
