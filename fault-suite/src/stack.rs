@@ -27,6 +27,9 @@ pub(crate) struct Options {
     pub(crate) query: Vec<String>,
     /// Each service reaches its database through a proxy that can silence its connections.
     pub(crate) proxied_databases: bool,
+    /// Every topic the services use (the dead-letter topic too) exists before they start,
+    /// as where the platform manages topics.
+    pub(crate) topics_first: bool,
 }
 
 /// The proxies between each service and its database.
@@ -63,6 +66,17 @@ impl Stack {
         let read_db = TestDatabase::create().await;
         let prefix = new_prefix();
         let brokers = broker.brokers();
+        if options.topics_first {
+            ensure_topics(&brokers, &prefix).await?;
+            let topics = Topics::with_prefix(&prefix);
+            kafka::ensure_topics(
+                &users_shared::kafka::Cluster::plaintext(brokers.clone()),
+                &[&topics.dead_letter],
+                &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
+            )
+            .await
+            .context("cannot create the dead-letter topic")?;
+        }
         let proxies = if options.proxied_databases {
             let postgres = "127.0.0.1:5432".parse().expect("an address");
             Some(DatabaseProxies {

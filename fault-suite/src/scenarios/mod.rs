@@ -6,9 +6,11 @@ mod broker_hang;
 mod catch_up_purge;
 mod concurrent_replays;
 mod kill9;
+mod managed_topics;
 mod one_email;
 mod poison;
 mod postgres_drop;
+mod read_db_locked;
 mod shuffled_replay;
 mod sick_topic;
 mod silent_postgres;
@@ -62,6 +64,18 @@ pub(crate) fn all() -> Vec<Scenario> {
             fault: "a new read model catches up past the tombstone retention",
             limit: Duration::from_secs(240),
             run: |suite, rec| Box::pin(catch_up_purge::run(suite, rec)),
+        },
+        Scenario {
+            name: "read-db-locked",
+            fault: "the read database refuses the projector's writes for 45 s",
+            limit: Duration::from_secs(180),
+            run: |suite, rec| Box::pin(read_db_locked::run(suite, rec)),
+        },
+        Scenario {
+            name: "managed-topics",
+            fault: "topics made beforehand, the services forbidden to create any",
+            limit: Duration::from_secs(120),
+            run: |suite, rec| Box::pin(managed_topics::run(suite, rec)),
         },
         Scenario {
             name: "kill9",
