@@ -14,6 +14,10 @@ use uuid::Uuid;
 
 use crate::{
     client::{self, UserClient},
+    ledger::Ledger,
+    models,
+    outcome::Recorder,
+    pg,
     process::{Service, Suite, free_addr},
 };
 
@@ -152,6 +156,19 @@ impl Stack {
 
     pub(crate) fn reader(&self) -> UserClient {
         client::connect(self.query.grpc)
+    }
+
+    /// [`models::expect_converged`] on this stack's write and read databases.
+    pub(crate) async fn expect_converged(
+        &self,
+        rec: &Recorder,
+        ledger: &Ledger,
+        within: Duration,
+        failure: &str,
+    ) -> anyhow::Result<(models::Comparison, Duration)> {
+        let write_db = pg::connect(&self.write_db.url).await?;
+        let read_db = pg::connect(&self.read_db.url).await?;
+        models::expect_converged(rec, &write_db, &read_db, ledger, within, failure).await
     }
 }
 

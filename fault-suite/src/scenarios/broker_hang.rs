@@ -15,9 +15,7 @@ use crate::{
     client,
     ledger::Ledger,
     load::{self, StreamPlan, Tally, UpdateStream},
-    models,
     outcome::{Recorder, thousands},
-    pg,
     process::Suite,
     stack::{Options, Stack},
     watch::{self, ReadWatch, ReadinessWatch},
@@ -117,17 +115,14 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
         },
     );
 
-    let write_db = pg::connect(&stack.write_db.url).await?;
-    let read_db = pg::connect(&stack.read_db.url).await?;
-    let (comparison, took) = models::expect_converged(
-        &rec,
-        &write_db,
-        &read_db,
-        &ledger,
-        Duration::from_secs(90),
-        "after SIGCONT the read model does not match the write model",
-    )
-    .await?;
+    let (comparison, took) = stack
+        .expect_converged(
+            &rec,
+            &ledger,
+            Duration::from_secs(90),
+            "after SIGCONT the read model does not match the write model",
+        )
+        .await?;
     if comparison.agrees() {
         rec.note(format!(
             "read model equal to the write model {:.1} s after SIGCONT",

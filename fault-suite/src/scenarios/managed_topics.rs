@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use crate::{
     ledger::Ledger,
-    load, models,
+    load,
     outcome::Recorder,
-    pg,
     process::Suite,
     stack::{Options, Stack},
     watch,
@@ -32,17 +31,14 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
     rec.check(unprojected.is_empty(), || {
         format!("users never readable with platform-managed topics: {unprojected:?}")
     });
-    let write_db = pg::connect(&stack.write_db.url).await?;
-    let read_db = pg::connect(&stack.read_db.url).await?;
-    models::expect_converged(
-        &rec,
-        &write_db,
-        &read_db,
-        &ledger,
-        Duration::from_secs(30),
-        "with platform-managed topics the read model does not match the write model",
-    )
-    .await?;
+    stack
+        .expect_converged(
+            &rec,
+            &ledger,
+            Duration::from_secs(30),
+            "with platform-managed topics the read model does not match the write model",
+        )
+        .await?;
     for service in [&stack.command, &stack.query] {
         let created = service
             .log_text()

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use crate::{
     ledger::Ledger,
     load::{self, StreamPlan, UpdateStream},
-    models,
     outcome::Recorder,
     pg, probe,
     process::Suite,
@@ -101,17 +100,14 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
         )),
         None => rec.fail("the readiness JSON never reported the projector as stalled"),
     }
-    let write_db = pg::connect(&stack.write_db.url).await?;
-    let read_db = pg::connect(&stack.read_db.url).await?;
-    let (comparison, _) = models::expect_converged(
-        &rec,
-        &write_db,
-        &read_db,
-        &ledger,
-        Duration::from_secs(60),
-        "after the lock the read model does not match the write model",
-    )
-    .await?;
+    let (comparison, _) = stack
+        .expect_converged(
+            &rec,
+            &ledger,
+            Duration::from_secs(60),
+            "after the lock the read model does not match the write model",
+        )
+        .await?;
     if comparison.agrees() {
         rec.note(format!(
             "read model equal to the write model {:.1} s after the lock went",

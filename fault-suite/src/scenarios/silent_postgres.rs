@@ -11,9 +11,7 @@ use crate::{
     client,
     ledger::Ledger,
     load::{self, StreamPlan, UpdateStream},
-    models,
     outcome::{Recorder, thousands},
-    pg,
     process::Suite,
     stack::{Options, Stack},
     watch,
@@ -124,17 +122,14 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
         || "the services never opened a connection past the silent ones".to_owned(),
     );
 
-    let write_db = pg::connect(&stack.write_db.url).await?;
-    let read_db = pg::connect(&stack.read_db.url).await?;
-    let (comparison, _) = models::expect_converged(
-        &rec,
-        &write_db,
-        &read_db,
-        &ledger,
-        Duration::from_secs(90),
-        "after the silent connections the read model does not match the write model",
-    )
-    .await?;
+    let (comparison, _) = stack
+        .expect_converged(
+            &rec,
+            &ledger,
+            Duration::from_secs(90),
+            "after the silent connections the read model does not match the write model",
+        )
+        .await?;
     if comparison.agrees() {
         rec.note(format!(
             "read model equal to the write model {:.1} s after the freeze",
