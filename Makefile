@@ -33,7 +33,7 @@ proto-check:
 deploy-check:
 	scripts/deploy-check.sh
 
-# A Python with the CloudEvents SDK in .tools/venv, for the test that reads the events with it.
+# A Python with the CloudEvents SDK in .tools/test-venv, for the test that reads the events with it.
 test-deps:
 	scripts/test-deps.sh
 

@@ -578,8 +578,9 @@ async fn publish_in_turn(
 }
 
 /// Whether the broker (or the producer) will refuse the same record every time: too large,
-/// malformed, or against a topic's policy. Such a record is parked after a few attempts
-/// instead of holding its user's later events back for ever.
+/// or against a topic's policy. Such a record is parked after a few attempts instead of
+/// holding its user's later events back for ever. INVALID_RECORD is not among them: a topic
+/// whose validation refuses every record is sick, and its records go through once it heals.
 fn refused_for_good(error: &KafkaError) -> bool {
     use rdkafka::types::RDKafkaErrorCode as Code;
     matches!(
@@ -589,7 +590,6 @@ fn refused_for_good(error: &KafkaError) -> bool {
                 | Code::InvalidMessageSize
                 | Code::MessageBatchTooLarge
                 | Code::PolicyViolation
-                | Code::InvalidRecord
         )
     )
 }
