@@ -92,6 +92,11 @@ impl App {
             config.http_addr,
             routes,
             grpc_metrics,
+            config
+                .auth
+                .resolve(config.grpc_addr)
+                .await
+                .map_err(anyhow::Error::msg)?,
             health,
             registry,
         )

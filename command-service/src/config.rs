@@ -67,6 +67,9 @@ pub struct Config {
     pub health: HealthArgs,
 
     #[command(flatten)]
+    pub auth: users_shared::config::AuthArgs,
+
+    #[command(flatten)]
     pub shutdown: ShutdownArgs,
 }
 

@@ -3,13 +3,29 @@
 use prost::Message;
 use shared_proto::v1;
 use time::OffsetDateTime;
-use users_shared::{event_headers, timestamp};
+use users_shared::{auth::Caller, event_headers, timestamp, trace_context};
 use uuid::Uuid;
 
 use crate::{domain::UpdatableField, outbox::OutboxEvent, user_record::UserRecord};
 
-/// Each event carries `traceparent`, the trace it joins (`trace_context::outbox_traceparent`).
-pub fn user_created(user: &UserRecord, traceparent: Option<String>) -> OutboxEvent {
+/// Where a change comes from: the trace it joins (`trace_context::outbox_traceparent`) and
+/// who made it; each event carries both.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub traceparent: Option<String>,
+    pub caller: Caller,
+}
+
+impl Origin {
+    pub fn of<T>(request: &tonic::Request<T>) -> Self {
+        Self {
+            traceparent: trace_context::outbox_traceparent(request.metadata()),
+            caller: Caller::of(request),
+        }
+    }
+}
+
+pub fn user_created(user: &UserRecord, origin: Origin) -> OutboxEvent {
     let event = v1::UserCreatedEvent {
         user: Some(user.to_proto()),
     };
@@ -18,15 +34,11 @@ pub fn user_created(user: &UserRecord, traceparent: Option<String>) -> OutboxEve
         user,
         user.created_at,
         event.encode_to_vec(),
-        traceparent,
+        origin,
     )
 }
 
-pub fn user_updated(
-    user: &UserRecord,
-    changed: &[UpdatableField],
-    traceparent: Option<String>,
-) -> OutboxEvent {
+pub fn user_updated(user: &UserRecord, changed: &[UpdatableField], origin: Origin) -> OutboxEvent {
     let event = v1::UserUpdatedEvent {
         user: Some(user.to_proto()),
         changed_fields: changed
@@ -39,12 +51,12 @@ pub fn user_updated(
         user,
         user.updated_at,
         event.encode_to_vec(),
-        traceparent,
+        origin,
     )
 }
 
 /// `last` is the user's final state: its version and `updated_at` are those of the deletion.
-pub fn user_deleted(last: &UserRecord, traceparent: Option<String>) -> OutboxEvent {
+pub fn user_deleted(last: &UserRecord, origin: Origin) -> OutboxEvent {
     let event = v1::UserDeletedEvent {
         user: Some(last.to_proto()),
         deleted_at: Some(timestamp::to_proto(last.updated_at)),
@@ -54,7 +66,7 @@ pub fn user_deleted(last: &UserRecord, traceparent: Option<String>) -> OutboxEve
         last,
         last.updated_at,
         event.encode_to_vec(),
-        traceparent,
+        origin,
     )
 }
 
@@ -63,7 +75,7 @@ fn outbox_event(
     user: &UserRecord,
     occurred_at: OffsetDateTime,
     payload: Vec<u8>,
-    traceparent: Option<String>,
+    origin: Origin,
 ) -> OutboxEvent {
     OutboxEvent {
         event_id: Uuid::now_v7(),
@@ -71,7 +83,9 @@ fn outbox_event(
         aggregate_id: user.id,
         aggregate_version: user.version,
         payload,
-        traceparent,
+        traceparent: origin.traceparent,
+        auth_id: origin.caller.id,
+        auth_type: origin.caller.kind,
         occurred_at,
     }
 }

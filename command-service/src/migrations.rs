@@ -18,4 +18,9 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox_lease_owner",
         sql: include_str!("../../migrations/write/0003_outbox_lease_owner.sql"),
     },
+    Migration {
+        version: 4,
+        name: "outbox_auth_context",
+        sql: include_str!("../../migrations/write/0004_outbox_auth_context.sql"),
+    },
 ];

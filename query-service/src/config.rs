@@ -123,6 +123,9 @@ pub struct Config {
     pub health: HealthArgs,
 
     #[command(flatten)]
+    pub auth: users_shared::config::AuthArgs,
+
+    #[command(flatten)]
     pub shutdown: ShutdownArgs,
 }
 

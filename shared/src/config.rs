@@ -210,6 +210,70 @@ pub enum LogFormat {
     Json,
 }
 
+/// How callers are authenticated (README, Security).
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// `jwt`: every call but health's needs a bearer token (an OAuth 2.0 / OIDC access
+    /// token) signed by AUTH_JWKS's keys, from AUTH_ISSUER, for AUTH_AUDIENCE. `none`: no
+    /// check, where a mesh or gateway authenticates. Unset: allowed on a loopback GRPC_ADDR
+    /// only, without authentication.
+    #[arg(long = "auth-mode", env = "AUTH_MODE", value_enum)]
+    pub mode: Option<crate::auth::AuthMode>,
+
+    /// The issuer's JWK Set: an https:// URL, an http:// URL on loopback, or a file path.
+    #[arg(long = "auth-jwks", env = "AUTH_JWKS")]
+    pub jwks: Option<String>,
+
+    /// The `iss` every token must carry.
+    #[arg(long = "auth-issuer", env = "AUTH_ISSUER")]
+    pub issuer: Option<String>,
+
+    /// The `aud` every token must include.
+    #[arg(long = "auth-audience", env = "AUTH_AUDIENCE")]
+    pub audience: Option<String>,
+
+    /// How often the JWK Set is fetched again (also when a token names an unknown key).
+    #[arg(long = "auth-jwks-refresh", env = "AUTH_JWKS_REFRESH", default_value = "5m", value_parser = parse_duration)]
+    pub jwks_refresh: Duration,
+}
+
+impl AuthArgs {
+    /// The authentication these settings ask for, refused when incomplete or when the
+    /// service would be exposed without any. Fetches the key set once (a failure is logged
+    /// and retried in the background: calls answer UNAVAILABLE until keys arrive).
+    pub async fn resolve(
+        &self,
+        grpc_addr: std::net::SocketAddr,
+    ) -> Result<crate::auth::Auth, String> {
+        use crate::auth::{Auth, AuthMode, KeySet, KeySource, Verifier, VerifierSettings};
+        crate::auth::check_exposure(self.mode, grpc_addr)?;
+        match self.mode {
+            None | Some(AuthMode::None) => Ok(Auth::Open),
+            Some(AuthMode::Jwt) => {
+                let need = |value: &Option<String>, name: &str| {
+                    value
+                        .clone()
+                        .filter(|value| !value.is_empty())
+                        .ok_or_else(|| format!("AUTH_MODE=jwt needs {name}"))
+                };
+                let source = KeySource::parse(&need(&self.jwks, "AUTH_JWKS")?)?;
+                let keys = std::sync::Arc::new(KeySet::new(source, self.jwks_refresh));
+                if let Err(error) = keys.refresh().await {
+                    tracing::error!(%error, "cannot load the issuer's keys yet; calls answer UNAVAILABLE until they load");
+                }
+                Ok(Auth::Jwt(std::sync::Arc::new(Verifier::new(
+                    keys,
+                    VerifierSettings {
+                        issuer: need(&self.issuer, "AUTH_ISSUER")?,
+                        audience: need(&self.audience, "AUTH_AUDIENCE")?,
+                        leeway: Duration::from_secs(30),
+                    },
+                ))))
+            }
+        }
+    }
+}
+
 /// How often readiness checks run and how long each may take.
 #[derive(Debug, Clone, Args)]
 pub struct HealthArgs {

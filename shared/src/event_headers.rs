@@ -14,6 +14,10 @@ pub const CE_TIME: &str = "ce_time";
 /// The user id, as the record's key.
 pub const CE_SUBJECT: &str = "ce_subject";
 pub const CE_DATASCHEMA: &str = "ce_dataschema";
+/// CloudEvents' auth context extension: who made the change (the token's `sub`), and what
+/// kind of principal that is (`user`, `service_account`, `unauthenticated`).
+pub const CE_AUTHID: &str = "ce_authid";
+pub const CE_AUTHTYPE: &str = "ce_authtype";
 /// CloudEvents' `datacontenttype`, in the binding's own header.
 pub const CONTENT_TYPE: &str = "content-type";
 

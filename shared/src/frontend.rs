@@ -9,7 +9,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use crate::{
-    config::HealthArgs, grpc_metrics::GrpcMetricsLayer, grpc_server, health::Health, http,
+    auth::Auth, config::HealthArgs, grpc_metrics::GrpcMetricsLayer, grpc_server, health::Health,
+    http,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,7 @@ pub struct Frontend {
     http_listener: TcpListener,
     routes: Routes,
     grpc_metrics: GrpcMetricsLayer,
+    auth: Auth,
     health: Health,
     registry: Arc<Registry>,
 }
@@ -40,6 +42,7 @@ impl Frontend {
         http_addr: SocketAddr,
         routes: Routes,
         grpc_metrics: GrpcMetricsLayer,
+        auth: Auth,
         health: Health,
         registry: Registry,
     ) -> Result<Self, FrontendError> {
@@ -53,6 +56,7 @@ impl Frontend {
             http_listener: bind("HTTP", http_addr).await?,
             routes,
             grpc_metrics,
+            auth,
             health,
             registry: Arc::new(registry),
         })
@@ -87,6 +91,7 @@ impl Frontend {
             health_args.health_check_timeout,
             background.clone(),
         );
+        let refresh_task = self.auth.spawn_refresh(background.clone());
         let http_task = tokio::spawn(http::serve(
             self.http_listener,
             http::router(self.health.clone(), self.registry),
@@ -96,6 +101,7 @@ impl Frontend {
             self.grpc_listener,
             self.routes,
             self.grpc_metrics,
+            self.auth,
             self.health,
             stop,
             grace,
@@ -107,6 +113,9 @@ impl Frontend {
             let _ = task.await;
         }
         let _ = health_task.await;
+        if let Some(refresh_task) = refresh_task {
+            let _ = refresh_task.await;
+        }
         let _ = http_task.await;
         Ok(served?)
     }

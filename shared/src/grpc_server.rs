@@ -13,7 +13,12 @@ use tonic_health::server::HealthReporter;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{grpc_metrics::GrpcMetricsLayer, health::Health, trace_context};
+use crate::{
+    auth::{Auth, AuthLayer},
+    grpc_metrics::GrpcMetricsLayer,
+    health::Health,
+    trace_context,
+};
 
 /// The span of one call, child of the caller's trace when it sent a `traceparent`.
 pub fn request_span(request: &http::Request<()>) -> tracing::Span {
@@ -78,12 +83,13 @@ pub async fn serve_with_grace(
     listener: TcpListener,
     routes: Routes,
     metrics: GrpcMetricsLayer,
+    auth: Auth,
     health: Health,
     stop: CancellationToken,
     grace: Duration,
 ) -> Result<(), tonic::transport::Error> {
     let draining = stop.clone();
-    let served = serve(listener, routes, metrics, async move {
+    let served = serve(listener, routes, metrics, auth, async move {
         draining.cancelled().await;
         health.start_draining().await;
     });
@@ -101,11 +107,14 @@ pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     metrics: GrpcMetricsLayer,
+    auth: Auth,
     stop: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     Server::builder()
         .trace_fn(request_span)
+        // Refusals are counted too (UNAUTHENTICATED, PERMISSION_DENIED).
         .layer(metrics)
+        .layer(AuthLayer::new(auth))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_routes(routes)
         // Without TCP_NODELAY a response larger than one segment waits for the client's

@@ -1,5 +1,6 @@
 //! What command-service and query-service both need, written once.
 
+pub mod auth;
 pub mod config;
 pub mod country;
 pub mod db;
@@ -19,6 +20,8 @@ pub mod pg_listen;
 pub mod readiness;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod test_issuer;
 #[cfg(feature = "test-support")]
 pub mod test_proxy;
 #[cfg(feature = "test-support")]

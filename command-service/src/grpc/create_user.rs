@@ -6,14 +6,16 @@ use super::Commands;
 use crate::{
     domain::{self, Email, Nickname, Password, PersonName},
     error::CommandError,
-    events, outbox,
+    events,
+    events::Origin,
+    outbox,
     store::{self, NewUser},
 };
 
 pub(super) async fn handle(
     commands: &Commands,
     request: CreateUserRequest,
-    traceparent: Option<String>,
+    origin: Origin,
 ) -> Result<CreateUserResponse, CommandError> {
     let (user, password) = validate(&request)?;
     let password_hash = commands.hasher.hash(password).await?;
@@ -25,7 +27,7 @@ pub(super) async fn handle(
             let created = store::insert(&tx, &user, &password_hash).await?;
             outbox::enqueue(
                 &tx,
-                &events::user_created(&created, traceparent),
+                &events::user_created(&created, origin.clone()),
                 commands.notify_relays,
             )
             .await?;
@@ -35,7 +37,7 @@ pub(super) async fn handle(
         .await?;
     commands.relay_wake.notify_one();
 
-    tracing::debug!(user_id = %created.id, "user created");
+    tracing::debug!(user_id = %created.id, caller = ?origin.caller.id, "user created");
     Ok(CreateUserResponse {
         user: Some(created.to_proto()),
     })

@@ -2,12 +2,12 @@ use shared_proto::v1::{DeleteUserRequest, DeleteUserResponse};
 use users_shared::grpc_error::{FieldViolations, parse_id};
 
 use super::{Commands, check_version};
-use crate::{error::CommandError, events, outbox, store};
+use crate::{error::CommandError, events, events::Origin, outbox, store};
 
 pub(super) async fn handle(
     commands: &Commands,
     request: DeleteUserRequest,
-    traceparent: Option<String>,
+    origin: Origin,
 ) -> Result<DeleteUserResponse, CommandError> {
     let mut violations = FieldViolations::new();
     let id = violations.check("id", parse_id(&request.id));
@@ -24,7 +24,7 @@ pub(super) async fn handle(
             let last = store::delete(&tx, id).await?;
             outbox::enqueue(
                 &tx,
-                &events::user_deleted(&last, traceparent),
+                &events::user_deleted(&last, origin.clone()),
                 commands.notify_relays,
             )
             .await?;
@@ -34,6 +34,6 @@ pub(super) async fn handle(
         .await?;
     commands.relay_wake.notify_one();
 
-    tracing::debug!(user_id = %id, "user deleted");
+    tracing::debug!(user_id = %id, caller = ?origin.caller.id, "user deleted");
     Ok(DeleteUserResponse {})
 }

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use shared_proto::v1::{self, user_service_server::UserService};
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
-use users_shared::{db::Pool, grpc_error::owned_by, trace_context};
+use users_shared::{db::Pool, grpc_error::owned_by};
 
-use crate::{error::CommandError, password_hasher::PasswordHasher, user_record::UserRecord};
+use crate::{
+    error::CommandError, events::Origin, password_hasher::PasswordHasher, user_record::UserRecord,
+};
 
 /// What every command handler needs.
 #[derive(Clone)]
@@ -56,9 +58,9 @@ impl UserService for CommandService {
         &self,
         request: Request<v1::CreateUserRequest>,
     ) -> Result<Response<v1::CreateUserResponse>, Status> {
-        let traceparent = trace_context::outbox_traceparent(request.metadata());
+        let origin = Origin::of(&request);
         Ok(Response::new(
-            create_user::handle(&self.commands, request.into_inner(), traceparent).await?,
+            create_user::handle(&self.commands, request.into_inner(), origin).await?,
         ))
     }
 
@@ -66,9 +68,9 @@ impl UserService for CommandService {
         &self,
         request: Request<v1::UpdateUserRequest>,
     ) -> Result<Response<v1::UpdateUserResponse>, Status> {
-        let traceparent = trace_context::outbox_traceparent(request.metadata());
+        let origin = Origin::of(&request);
         Ok(Response::new(
-            update_user::handle(&self.commands, request.into_inner(), traceparent).await?,
+            update_user::handle(&self.commands, request.into_inner(), origin).await?,
         ))
     }
 
@@ -76,9 +78,9 @@ impl UserService for CommandService {
         &self,
         request: Request<v1::DeleteUserRequest>,
     ) -> Result<Response<v1::DeleteUserResponse>, Status> {
-        let traceparent = trace_context::outbox_traceparent(request.metadata());
+        let origin = Origin::of(&request);
         Ok(Response::new(
-            delete_user::handle(&self.commands, request.into_inner(), traceparent).await?,
+            delete_user::handle(&self.commands, request.into_inner(), origin).await?,
         ))
     }
 }

@@ -6,7 +6,7 @@ use super::{Commands, check_version};
 use crate::{
     domain::{self, Email, Nickname, Password, PersonName, UpdatableField, UpdateMask},
     error::CommandError,
-    events,
+    events::{self, Origin},
     store::{self, UserValues},
     user_record::UserRecord,
 };
@@ -25,7 +25,7 @@ struct Changes {
 pub(super) async fn handle(
     commands: &Commands,
     request: UpdateUserRequest,
-    traceparent: Option<String>,
+    origin: Origin,
 ) -> Result<UpdateUserResponse, CommandError> {
     let (id, changes) = validate(&request)?;
     let password_hash = match changes.password.clone() {
@@ -58,7 +58,7 @@ pub(super) async fn handle(
                     updated_at: now,
                     version: current.version + 1,
                 };
-                let event = events::user_updated(&updated, &changed, traceparent.clone());
+                let event = events::user_updated(&updated, &changed, origin.clone());
                 let written = store::update_with_event(
                     &*client,
                     &updated,
@@ -78,7 +78,7 @@ pub(super) async fn handle(
         Updated::Unchanged(current) => current,
         Updated::Changed(updated, changed) => {
             commands.relay_wake.notify_one();
-            tracing::debug!(user_id = %id, version = updated.version, ?changed, "user updated");
+            tracing::debug!(user_id = %id, version = updated.version, ?changed, caller = ?origin.caller.id, "user updated");
             updated
         }
     };

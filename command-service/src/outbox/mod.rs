@@ -25,6 +25,9 @@ pub struct OutboxEvent {
     pub aggregate_version: i64,
     pub payload: Vec<u8>,
     pub traceparent: Option<String>,
+    /// Who made the change (CloudEvents' auth context): the token's subject, and its kind.
+    pub auth_id: Option<String>,
+    pub auth_type: &'static str,
     pub occurred_at: OffsetDateTime,
 }
 
@@ -46,6 +49,8 @@ pub async fn enqueue(
             &event.payload,
             &event.traceparent,
             &event.occurred_at,
+            &event.auth_id,
+            &event.auth_type,
         ],
     )
     .await?;

@@ -221,6 +221,12 @@ fn headers(event: &Claimed) -> OwnedHeaders {
     if let Some(traceparent) = &event.traceparent {
         fields.push((event_headers::TRACEPARENT, traceparent.as_str()));
     }
+    if let Some(auth_id) = &event.auth_id {
+        fields.push((event_headers::CE_AUTHID, auth_id.as_str()));
+    }
+    if let Some(auth_type) = &event.auth_type {
+        fields.push((event_headers::CE_AUTHTYPE, auth_type.as_str()));
+    }
     fields.into_iter().fold(
         OwnedHeaders::new_with_capacity(13),
         |headers, (key, value)| {

@@ -18,6 +18,8 @@ pub(super) struct Claimed {
     pub(super) payload: Vec<u8>,
     pub(super) traceparent: Option<String>,
     pub(super) occurred_at: OffsetDateTime,
+    pub(super) auth_id: Option<String>,
+    pub(super) auth_type: Option<String>,
 }
 
 /// What waits in the outbox.
@@ -65,6 +67,8 @@ pub(super) async fn claim(
             payload: row.get(5),
             traceparent: row.get(6),
             occurred_at: row.get(7),
+            auth_id: row.get(8),
+            auth_type: row.get(9),
         })
         .collect();
     // RETURNING keeps no order; a user's events must be sent oldest first.

@@ -117,6 +117,8 @@ pub async fn update_with_event<C: GenericClient>(
                 &event.payload,
                 &event.traceparent,
                 &notify,
+                &event.auth_id,
+                &event.auth_type,
             ],
         )
         .await

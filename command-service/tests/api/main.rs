@@ -3,6 +3,7 @@
 #![allow(unreachable_pub)]
 //! database and fresh topic names per test, the real broker.
 
+mod auth;
 mod broker_outage;
 mod cloudevents;
 mod create_user;

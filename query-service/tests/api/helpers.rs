@@ -46,6 +46,7 @@ pub fn query_args(db: &TestDatabase, prefix: &str, group: &str, extra: &[&str]) 
 pub struct QueryApp {
     pub client: UserServiceClient<Channel>,
     pub http_addr: std::net::SocketAddr,
+    pub grpc_addr: std::net::SocketAddr,
     pub db: Arc<TestDatabase>,
     pub topics: Topics,
     pub prefix: String,
@@ -88,6 +89,7 @@ pub async fn start_query(
             .await
             .expect("gRPC client"),
         http_addr,
+        grpc_addr,
         db,
         topics: Topics::with_prefix(prefix),
         prefix: prefix.to_owned(),

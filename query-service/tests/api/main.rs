@@ -4,6 +4,7 @@
 
 #![allow(unreachable_pub)]
 
+mod auth;
 mod cache;
 mod helpers;
 mod operations;

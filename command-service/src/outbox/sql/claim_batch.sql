@@ -32,4 +32,5 @@ SET available_at = now() + make_interval(secs => $2),
 FROM due
 WHERE outbox.id = due.id
 RETURNING outbox.id, outbox.event_id, outbox.event_type, outbox.aggregate_id,
-          outbox.aggregate_version, outbox.payload, outbox.traceparent, outbox.occurred_at
+          outbox.aggregate_version, outbox.payload, outbox.traceparent, outbox.occurred_at,
+          outbox.auth_id, outbox.auth_type

@@ -16,8 +16,8 @@ WITH updated AS (
     RETURNING id, version
 ),
 queued AS (
-    INSERT INTO outbox (event_id, event_type, aggregate_id, aggregate_version, payload, traceparent, occurred_at)
-    SELECT $10, $11, id, version, $12, $13, $8 FROM updated
+    INSERT INTO outbox (event_id, event_type, aggregate_id, aggregate_version, payload, traceparent, occurred_at, auth_id, auth_type)
+    SELECT $10, $11, id, version, $12, $13, $8, $15, $16 FROM updated
     RETURNING id
 )
 SELECT CASE WHEN $14 THEN pg_notify('users_outbox', '') END FROM queued

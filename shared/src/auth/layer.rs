@@ -1,0 +1,114 @@
+//! The gRPC server's gate: every call but health's shows a token that grants what its method
+//! needs, or is answered at once (UNAUTHENTICATED, PERMISSION_DENIED naming the scope,
+//! UNAVAILABLE while the issuer's keys are not loaded). The caller then rides in the
+//! request's extensions (see `Caller::of`).
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use tonic::Status;
+use tower::{Layer, Service};
+
+use super::{
+    Auth, Caller,
+    policy::{Needs, required_scope},
+    token::Refusal,
+};
+
+#[derive(Clone)]
+pub struct AuthLayer {
+    auth: Auth,
+}
+
+impl AuthLayer {
+    pub fn new(auth: Auth) -> Self {
+        Self { auth }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Authenticated<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticated {
+            inner,
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Authenticated<S> {
+    inner: S,
+    auth: Auth,
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for Authenticated<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        let needs = required_scope(request.uri().path());
+        let verifier = match (&self.auth, needs) {
+            (Auth::Open, _) | (_, Needs::Nothing) => {
+                request.extensions_mut().insert(Caller::UNAUTHENTICATED);
+                return Box::pin(self.inner.call(request));
+            }
+            (Auth::Jwt(verifier), _) => std::sync::Arc::clone(verifier),
+        };
+        let token = bearer(request.headers());
+        // The ready service goes with this call; a clone stays for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let Some(token) = token else {
+                return Ok(Status::unauthenticated(
+                    "a bearer token is required (authorization: Bearer <JWT>)",
+                )
+                .into_http());
+            };
+            let verified = match verifier.verify(&token).await {
+                Ok(verified) => verified,
+                Err(Refusal::KeysUnavailable) => {
+                    return Ok(
+                        Status::unavailable(Refusal::KeysUnavailable.to_string()).into_http()
+                    );
+                }
+                Err(refusal) => return Ok(Status::unauthenticated(refusal.to_string()).into_http()),
+            };
+            if let Needs::Scope(scope) = needs
+                && !verified.grants(scope)
+            {
+                return Ok(Status::permission_denied(format!(
+                    "the token does not grant the scope {}",
+                    scope.name()
+                ))
+                .into_http());
+            }
+            request.extensions_mut().insert(verified.caller.clone());
+            inner.call(request).await
+        })
+    }
+}
+
+/// The bearer token of an `authorization` header, if well-formed.
+fn bearer(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_owned())
+}
