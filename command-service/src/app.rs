@@ -11,8 +11,10 @@ use tokio_util::sync::CancellationToken;
 use users_shared::{
     db::{self, Pool},
     frontend::Frontend,
+    grpc_limits::InFlightLimit,
     grpc_metrics::GrpcMetricsLayer,
-    grpc_server, pg_listen, readiness,
+    grpc_server::{self, Gate},
+    pg_listen, readiness,
     topics::Topics,
 };
 
@@ -92,11 +94,14 @@ impl App {
             config.http_addr,
             routes,
             grpc_metrics,
-            config
-                .auth
-                .resolve(config.grpc_addr)
-                .await
-                .map_err(anyhow::Error::msg)?,
+            Gate {
+                limit: InFlightLimit::new(config.grpc.max_in_flight as usize),
+                auth: config
+                    .auth
+                    .resolve(config.grpc_addr)
+                    .await
+                    .map_err(anyhow::Error::msg)?,
+            },
             health,
             registry,
         )

@@ -5,8 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use users_shared::config::{
-    DatabaseArgs, HealthArgs, KafkaArgs, ShutdownArgs, TelemetryArgs, parse_database_url,
-    parse_duration,
+    DatabaseArgs, HealthArgs, KafkaArgs, ShutdownArgs, TelemetryArgs, parse_duration,
 };
 
 #[derive(Debug, Parser)]
@@ -44,7 +43,13 @@ pub struct Config {
     pub http_addr: SocketAddr,
 
     /// The write database. Created at start when it does not exist.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/users_write", value_parser = parse_database_url)]
+    /// Checked at start, not here: a parse error would print the URL, password and all.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/users_write",
+        hide_env_values = true
+    )]
     pub database_url: String,
 
     #[command(flatten)]
@@ -68,6 +73,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub auth: users_shared::config::AuthArgs,
+
+    #[command(flatten)]
+    pub grpc: users_shared::config::GrpcArgs,
 
     #[command(flatten)]
     pub shutdown: ShutdownArgs,

@@ -59,6 +59,9 @@ impl From<CommandError> for Status {
                 Status::aborted(error.to_string())
             }
             CommandError::Database(failure) => failure.into(),
+            CommandError::Hash(HashError::Busy(waiting)) => Status::unavailable(format!(
+                "{waiting} password hashes are already waiting; retry later"
+            )),
             CommandError::Hash(error) => {
                 tracing::error!(%error, "password hashing failed");
                 Status::internal("internal error")

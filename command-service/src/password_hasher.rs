@@ -2,7 +2,10 @@
 //! and tens of milliseconds of CPU, so it must neither stall the async runtime nor let a
 //! burst of sign-ups start hundreds of hashes at once.
 
-use std::sync::Arc;
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use argon2::{
     Argon2,
@@ -21,27 +24,59 @@ pub enum HashError {
     Task(#[from] tokio::task::JoinError),
     #[error("the hasher is shut down")]
     Closed,
+    #[error("{0} password hashes are already waiting")]
+    Busy(usize),
 }
+
+/// Hashes that may wait for a turn per hash running: past that, a call is answered at once
+/// (UNAVAILABLE) instead of queueing, so a flood of sign-ups cannot build a queue that only
+/// timeouts would empty.
+const WAITING_PER_RUNNING: usize = 8;
 
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
+}
+
+/// Counts a caller as waiting for as long as it is.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl PasswordHasher {
-    /// At most `concurrency` hashes run at once; more wait their turn.
+    /// At most `concurrency` hashes run at once; up to `WAITING_PER_RUNNING` times as many
+    /// wait their turn.
     pub fn new(concurrency: usize) -> Self {
+        let concurrency = concurrency.max(1);
         Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(concurrency)),
+            waiting: Arc::default(),
+            max_waiting: concurrency * WAITING_PER_RUNNING,
         }
     }
 
     /// The argon2id PHC string of `password` (OWASP parameters: 19 MiB, 2 passes, 1 lane).
     pub async fn hash(&self, password: Password) -> Result<String, HashError> {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| HashError::Closed)?;
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
+                    self.waiting.fetch_sub(1, Ordering::AcqRel);
+                    return Err(HashError::Busy(self.max_waiting));
+                }
+                let _waiting = Waiting(&self.waiting);
+                Arc::clone(&self.permits)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| HashError::Closed)?
+            }
+        };
         // The permit lives as long as the hash, not the call: a cancelled call leaves its
         // hash running, and it still counts against the limit.
         tokio::task::spawn_blocking(move || {
@@ -65,6 +100,25 @@ mod tests {
     use argon2::{PasswordHash, PasswordVerifier};
 
     use super::*;
+
+    #[tokio::test]
+    async fn past_the_waiting_room_a_hash_is_refused_at_once() {
+        let hasher = PasswordHasher::new(1);
+        let password = Password::parse("correct horse battery").unwrap();
+        let calls: Vec<_> = (0..40).map(|_| hasher.hash(password.clone())).collect();
+        let answers = futures::future::join_all(calls).await;
+        let busy = answers
+            .iter()
+            .filter(|answer| matches!(answer, Err(HashError::Busy(_))))
+            .count();
+        let hashed = answers.iter().filter(|answer| answer.is_ok()).count();
+        assert_eq!(
+            hashed,
+            1 + WAITING_PER_RUNNING,
+            "one running, eight waiting"
+        );
+        assert_eq!(busy, 40 - hashed);
+    }
 
     #[tokio::test]
     async fn hashes_are_salted_argon2id_that_verify() {

@@ -12,8 +12,9 @@ use users_shared::{
     config::KafkaArgs,
     db::{self, Pool},
     frontend::Frontend,
+    grpc_limits::InFlightLimit,
     grpc_metrics::GrpcMetricsLayer,
-    grpc_server,
+    grpc_server::{self, Gate},
     health::Need,
     kafka::{self, Cluster},
     pg_listen, readiness,
@@ -102,7 +103,12 @@ impl App {
         let reads = Reads {
             pool: pool.clone(),
             cache: cache.clone(),
-            page_tokens: PageTokens::new(config.page_token_secret.as_bytes()),
+            page_tokens: PageTokens::new(
+                config
+                    .page_token_secret()
+                    .map_err(anyhow::Error::msg)?
+                    .as_bytes(),
+            ),
             min_version_timeout: config.min_version_timeout,
             looks: SharedLooks::new(&mut registry),
             pages: PageCache::new(config.list_cache_ttl, cache.clone()),
@@ -115,11 +121,14 @@ impl App {
             config.http_addr,
             routes,
             grpc_metrics,
-            config
-                .auth
-                .resolve(config.grpc_addr)
-                .await
-                .map_err(anyhow::Error::msg)?,
+            Gate {
+                limit: InFlightLimit::new(config.grpc.max_in_flight as usize),
+                auth: config
+                    .auth
+                    .resolve(config.grpc_addr)
+                    .await
+                    .map_err(anyhow::Error::msg)?,
+            },
             health,
             registry,
         )

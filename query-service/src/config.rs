@@ -5,8 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use users_shared::config::{
-    DatabaseArgs, HealthArgs, KafkaArgs, ShutdownArgs, TelemetryArgs, parse_database_url,
-    parse_duration,
+    DatabaseArgs, HealthArgs, KafkaArgs, ShutdownArgs, TelemetryArgs, parse_duration,
 };
 
 #[derive(Debug, Parser)]
@@ -47,7 +46,13 @@ pub struct Config {
     pub http_addr: SocketAddr,
 
     /// The read database. Created at start when it does not exist.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/users_read", value_parser = parse_database_url)]
+    /// Checked at start, not here: a parse error would print the URL, password and all.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/users_read",
+        hide_env_values = true
+    )]
     pub database_url: String,
 
     #[command(flatten)]
@@ -110,8 +115,9 @@ pub struct Config {
     pub min_version_timeout: Duration,
 
     /// Secret that signs page tokens, the same on every replica (at least 16 bytes).
-    #[arg(long, env = "PAGE_TOKEN_SECRET", default_value = "local-development-page-token-secret", value_parser = parse_secret, hide_default_value = true)]
-    pub page_token_secret: String,
+    /// Required when GRPC_ADDR is not loopback; on loopback a development secret is used.
+    #[arg(long, env = "PAGE_TOKEN_SECRET", hide_env_values = true)]
+    pub page_token_secret: Option<String>,
 
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -126,17 +132,30 @@ pub struct Config {
     pub auth: users_shared::config::AuthArgs,
 
     #[command(flatten)]
+    pub grpc: users_shared::config::GrpcArgs,
+
+    #[command(flatten)]
     pub shutdown: ShutdownArgs,
 }
 
-fn parse_secret(text: &str) -> Result<String, String> {
-    if text.len() < 16 {
-        return Err("must be at least 16 bytes".to_owned());
-    }
-    Ok(text.to_owned())
-}
+/// Signs page tokens where no secret is set: only on loopback, where no one else can call.
+const DEVELOPMENT_PAGE_TOKEN_SECRET: &str = "local-development-page-token-secret";
 
 impl Config {
+    /// The page token secret, refused (without being shown) when too short, and required
+    /// beyond loopback.
+    pub fn page_token_secret(&self) -> Result<&str, String> {
+        match &self.page_token_secret {
+            Some(secret) if secret.len() >= 16 => Ok(secret),
+            Some(_) => Err("PAGE_TOKEN_SECRET must be at least 16 bytes".to_owned()),
+            None if self.grpc_addr.ip().is_loopback() => Ok(DEVELOPMENT_PAGE_TOKEN_SECRET),
+            None => Err(format!(
+                "PAGE_TOKEN_SECRET is required: GRPC_ADDR {} is not loopback",
+                self.grpc_addr
+            )),
+        }
+    }
+
     /// The database of `DATABASE_URL`, reached as the database settings say.
     pub fn database(&self) -> Result<users_shared::db::Database, users_shared::db::DbError> {
         self.database.database(&self.database_url)
@@ -157,7 +176,18 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_before_anything_starts() {
-        assert!(Cli::try_parse_from(["query-service", "--page-token-secret", "short"]).is_err());
+        let short = Cli::try_parse_from(["query-service", "--page-token-secret", "short"]).unwrap();
+        let refused = short.config.page_token_secret().unwrap_err();
+        assert!(!refused.contains("short"), "{refused}");
         assert!(Cli::try_parse_from(["query-service", "--cache-ttl", "forever"]).is_err());
+    }
+
+    #[test]
+    fn beyond_loopback_a_page_token_secret_must_be_set() {
+        let exposed =
+            Cli::try_parse_from(["query-service", "--grpc-addr", "0.0.0.0:50052"]).unwrap();
+        assert!(exposed.config.page_token_secret().is_err());
+        let local = Cli::try_parse_from(["query-service"]).unwrap();
+        assert!(local.config.page_token_secret().is_ok());
     }
 }

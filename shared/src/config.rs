@@ -174,7 +174,11 @@ pub struct DatabaseArgs {
 impl DatabaseArgs {
     /// The database at `url`, reached as this configuration says.
     pub fn database(&self, url: &str) -> Result<crate::db::Database, crate::db::DbError> {
-        crate::db::Database::new(url, self.database_ca_file.as_deref())
+        let database = crate::db::Database::new(url, self.database_ca_file.as_deref())?;
+        if database.name().is_none() {
+            return Err(crate::db::DbError::NoDatabaseName);
+        }
+        Ok(database)
     }
 
     pub fn session_limits(&self) -> crate::db::SessionLimits {
@@ -208,6 +212,15 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// What the gRPC server lets callers cost.
+#[derive(Debug, Clone, Args)]
+pub struct GrpcArgs {
+    /// Calls served at once by this process; past it a call is answered UNAVAILABLE at once
+    /// instead of waiting (health checks excepted).
+    #[arg(long = "grpc-max-in-flight", env = "GRPC_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
 }
 
 /// How callers are authenticated (README, Security).
@@ -292,16 +305,6 @@ pub struct ShutdownArgs {
     /// Grace period for in-flight calls and background work on shutdown, e.g. "20s".
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
-}
-
-/// Accepts a Postgres URL that names a database.
-pub fn parse_database_url(text: &str) -> Result<String, String> {
-    let (_, url) = crate::db_tls::split_ssl_mode(text).map_err(|error| error.to_string())?;
-    let config: tokio_postgres::Config = url.parse().map_err(|error| format!("{error}"))?;
-    if config.get_dbname().is_none() {
-        return Err("the URL must name a database".to_owned());
-    }
-    Ok(text.to_owned())
 }
 
 /// Parses durations written as a number with a unit: "250ms", "5s", "2m".

@@ -30,11 +30,11 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("invalid database URL: {0}")]
+    #[error("DATABASE_URL is not a valid Postgres URL: {0}")]
     Url(#[source] tokio_postgres::Error),
     #[error(transparent)]
     Tls(#[from] TlsError),
-    #[error("the database URL names no database")]
+    #[error("DATABASE_URL names no database")]
     NoDatabaseName,
     #[error("cannot build the connection pool: {0}")]
     Pool(#[from] deadpool_postgres::BuildError),
@@ -95,6 +95,16 @@ impl Database {
     pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, DbError> {
         let (mode, url) = db_tls::split_ssl_mode(url)?;
         let mut config: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
+        if matches!(mode, db_tls::SslMode::Prefer | db_tls::SslMode::Require)
+            && ca_file.is_none()
+            && !all_local(&config)
+        {
+            tracing::warn!(
+                ?mode,
+                "the database is reached beyond this host without checking its certificate: \
+                 use sslmode=verify-full (with DATABASE_CA_FILE for a private CA)"
+            );
+        }
         config
             .keepalives(true)
             .keepalives_idle(KEEPALIVE_IDLE)
@@ -167,6 +177,20 @@ impl Database {
             }
         })
     }
+}
+
+/// Whether every host of `config` is this machine (a Unix socket or a loopback address).
+fn all_local(config: &tokio_postgres::Config) -> bool {
+    config.get_hosts().iter().all(|host| match host {
+        tokio_postgres::config::Host::Tcp(name) => {
+            name == "localhost"
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(_) => true,
+    })
 }
 
 /// A connection over plain TCP or TLS; as a future, it runs until closed.

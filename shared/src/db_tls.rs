@@ -5,7 +5,7 @@
 //! | `disable` | no | — |
 //! | `prefer` (the default) | when the server offers it | only with a CA file |
 //! | `require` | yes | only with a CA file (as libpq does with a root certificate) |
-//! | `verify-ca` | yes | chain, against the CA file or the Mozilla roots |
+//! | `verify-ca` | yes | chain, against the CA file (required: the public roots with no name check would trust any public certificate) |
 //! | `verify-full` | yes | chain and host name |
 //!
 //! tokio-postgres knows only the first three modes, so the verifying ones are handed to it as
@@ -40,6 +40,11 @@ pub enum TlsError {
     CaFile { path: String, reason: String },
     #[error("cannot set up TLS: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error(
+        "sslmode=verify-ca needs DATABASE_CA_FILE: against the public roots, with no name \
+         check, any publicly trusted certificate would pass (libpq refuses it too)"
+    )]
+    VerifyCaWithoutCa,
 }
 
 /// The URL's sslmode, and the URL as tokio-postgres can parse it.
@@ -79,6 +84,9 @@ pub fn connector(
 ) -> Result<Option<MakeRustlsConnect>, TlsError> {
     if mode == SslMode::Disable {
         return Ok(None);
+    }
+    if mode == SslMode::VerifyCa && ca_file.is_none() {
+        return Err(TlsError::VerifyCaWithoutCa);
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = Arc::new(roots(ca_file)?);

@@ -9,7 +9,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use crate::{
-    auth::Auth, config::HealthArgs, grpc_metrics::GrpcMetricsLayer, grpc_server, health::Health,
+    config::HealthArgs,
+    grpc_metrics::GrpcMetricsLayer,
+    grpc_server::{self, Gate},
+    health::Health,
     http,
 };
 
@@ -30,7 +33,7 @@ pub struct Frontend {
     http_listener: TcpListener,
     routes: Routes,
     grpc_metrics: GrpcMetricsLayer,
-    auth: Auth,
+    gate: Gate,
     health: Health,
     registry: Arc<Registry>,
 }
@@ -42,7 +45,7 @@ impl Frontend {
         http_addr: SocketAddr,
         routes: Routes,
         grpc_metrics: GrpcMetricsLayer,
-        auth: Auth,
+        gate: Gate,
         health: Health,
         registry: Registry,
     ) -> Result<Self, FrontendError> {
@@ -56,7 +59,7 @@ impl Frontend {
             http_listener: bind("HTTP", http_addr).await?,
             routes,
             grpc_metrics,
-            auth,
+            gate,
             health,
             registry: Arc::new(registry),
         })
@@ -91,7 +94,7 @@ impl Frontend {
             health_args.health_check_timeout,
             background.clone(),
         );
-        let refresh_task = self.auth.spawn_refresh(background.clone());
+        let refresh_task = self.gate.auth.spawn_refresh(background.clone());
         let http_task = tokio::spawn(http::serve(
             self.http_listener,
             http::router(self.health.clone(), self.registry),
@@ -101,7 +104,7 @@ impl Frontend {
             self.grpc_listener,
             self.routes,
             self.grpc_metrics,
-            self.auth,
+            self.gate,
             self.health,
             stop,
             grace,

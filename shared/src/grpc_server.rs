@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::{Auth, AuthLayer},
+    grpc_limits::{InFlightLimit, MAX_STREAMS_PER_CONNECTION},
     grpc_metrics::GrpcMetricsLayer,
     health::Health,
     trace_context,
@@ -77,19 +78,26 @@ where
         .add_service(reflection_v1alpha))
 }
 
+/// What every call passes before its handler: the in-flight limit, then authentication.
+#[derive(Clone)]
+pub struct Gate {
+    pub limit: InFlightLimit,
+    pub auth: Auth,
+}
+
 /// Serves until `stop` is cancelled; then health turns NOT_SERVING at once, new calls are
 /// refused and in-flight ones may finish within `grace`, after which they are abandoned.
 pub async fn serve_with_grace(
     listener: TcpListener,
     routes: Routes,
     metrics: GrpcMetricsLayer,
-    auth: Auth,
+    gate: Gate,
     health: Health,
     stop: CancellationToken,
     grace: Duration,
 ) -> Result<(), tonic::transport::Error> {
     let draining = stop.clone();
-    let served = serve(listener, routes, metrics, auth, async move {
+    let served = serve(listener, routes, metrics, gate, async move {
         draining.cancelled().await;
         health.start_draining().await;
     });
@@ -107,14 +115,17 @@ pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     metrics: GrpcMetricsLayer,
-    auth: Auth,
+    gate: Gate,
     stop: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     Server::builder()
         .trace_fn(request_span)
-        // Refusals are counted too (UNAUTHENTICATED, PERMISSION_DENIED).
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        // Refusals are counted too (UNAVAILABLE past the limit, UNAUTHENTICATED,
+        // PERMISSION_DENIED).
         .layer(metrics)
-        .layer(AuthLayer::new(auth))
+        .layer(gate.limit)
+        .layer(AuthLayer::new(gate.auth))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .add_routes(routes)
         // Without TCP_NODELAY a response larger than one segment waits for the client's

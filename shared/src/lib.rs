@@ -11,6 +11,7 @@ pub mod event_headers;
 pub mod frontend;
 pub mod grpc_deadline;
 pub mod grpc_error;
+pub mod grpc_limits;
 pub mod grpc_metrics;
 pub mod grpc_server;
 pub mod health;

@@ -115,7 +115,7 @@ async fn a_cold_replica_that_rewinds_does_not_serve_an_old_version() {
 
     let db = Arc::new(TestDatabase::create().await);
     let group = group();
-    let rewind = ["--kafka-resume-rewind=2"];
+    let rewind = ["--kafka-resume-rewind=2", "--kafka-topic-partitions=1"];
     let mut first = start_query(Arc::clone(&db), &prefix, &group, &rewind).await;
     first.wait_for(&gone.to_string(), None).await;
     for other in &others {

@@ -70,6 +70,7 @@ pub async fn start_query(
 ) -> QueryApp {
     let cli = query_service::config::Cli::try_parse_from(query_args(&db, prefix, group, extra))
         .unwrap_or_else(|error| panic!("{error}"));
+    let partitions = cli.config.kafka.topic_partitions;
     let app = query_service::app::App::build(cli.config)
         .await
         .unwrap_or_else(|error| panic!("query-service does not start: {error:#}"));
@@ -80,7 +81,7 @@ pub async fn start_query(
     kafka::ensure_topics(
         &users_shared::kafka::Cluster::plaintext(test_support::brokers().to_owned()),
         &Topics::with_prefix(prefix).events(),
-        &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
+        &users_shared::kafka::TopicSettings::fixed(partitions, 1),
     )
     .await
     .expect("topics exist");

@@ -7,6 +7,7 @@
 mod auth;
 mod cache;
 mod helpers;
+mod limits;
 mod operations;
 mod projection;
 mod queries;

@@ -1,0 +1,87 @@
+//! What one caller can cost the gRPC server: at most `MAX_STREAMS_PER_CONNECTION` calls at
+//! once on a connection, and at most `GRPC_MAX_IN_FLIGHT` in the whole process. A call past
+//! that is answered at once with UNAVAILABLE (retry with backoff) rather than queued without
+//! limit; health checks always pass, so probes see the truth.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use tokio::sync::Semaphore;
+use tonic::Status;
+use tower::{Layer, Service};
+
+/// hyper's own default, which tonic does not set.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 200;
+
+#[derive(Clone)]
+pub struct InFlightLimit {
+    permits: Arc<Semaphore>,
+    limit: usize,
+}
+
+impl InFlightLimit {
+    pub fn new(limit: usize) -> Self {
+        let limit = limit.max(1);
+        Self {
+            permits: Arc::new(Semaphore::new(limit)),
+            limit,
+        }
+    }
+}
+
+impl<S> Layer<S> for InFlightLimit {
+    type Service = Limited<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Limited {
+            inner,
+            limit: self.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Limited<S> {
+    inner: S,
+    limit: InFlightLimit,
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for Limited<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    ResBody: Default,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        if request.uri().path().starts_with("/grpc.health.v1.Health/") {
+            return Box::pin(self.inner.call(request));
+        }
+        let Ok(permit) = Arc::clone(&self.limit.permits).try_acquire_owned() else {
+            let limit = self.limit.limit;
+            return Box::pin(async move {
+                Ok(Status::unavailable(format!(
+                    "the service is at its limit of {limit} calls in flight; retry with backoff"
+                ))
+                .into_http())
+            });
+        };
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let answer = call.await;
+            drop(permit);
+            answer
+        })
+    }
+}
