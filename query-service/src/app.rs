@@ -122,6 +122,7 @@ impl App {
             routes,
             grpc_metrics,
             Gate {
+                tls: config.grpc.tls().map_err(anyhow::Error::msg)?,
                 limit: InFlightLimit::new(config.grpc.max_in_flight as usize),
                 auth: config
                     .auth

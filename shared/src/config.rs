@@ -221,6 +221,38 @@ pub struct GrpcArgs {
     /// instead of waiting (health checks excepted).
     #[arg(long = "grpc-max-in-flight", env = "GRPC_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: u32,
+
+    /// The gRPC port's certificate chain (PEM): with GRPC_TLS_KEY_FILE, the port serves TLS
+    /// only. Read again when it changes.
+    #[arg(long = "grpc-tls-cert-file", env = "GRPC_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+
+    /// The private key (PEM) of GRPC_TLS_CERT_FILE.
+    #[arg(long = "grpc-tls-key-file", env = "GRPC_TLS_KEY_FILE")]
+    pub tls_key_file: Option<std::path::PathBuf>,
+
+    /// CA certificates (PEM) that clients' certificates must chain to: mutual TLS.
+    #[arg(long = "grpc-tls-client-ca-file", env = "GRPC_TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<std::path::PathBuf>,
+}
+
+impl GrpcArgs {
+    /// The gRPC port's TLS, if asked for; refused when a file is missing or unreadable.
+    pub fn tls(&self) -> Result<Option<std::sync::Arc<crate::grpc_tls::GrpcTls>>, String> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (None, None) if self.tls_client_ca_file.is_some() => Err(
+                "GRPC_TLS_CLIENT_CA_FILE needs GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE".to_owned(),
+            ),
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => crate::grpc_tls::GrpcTls::load(crate::grpc_tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca_file.clone(),
+            })
+            .map(Some),
+            _ => Err("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE go together".to_owned()),
+        }
+    }
 }
 
 /// How callers are authenticated (README, Security).

@@ -95,6 +95,11 @@ impl Frontend {
             background.clone(),
         );
         let refresh_task = self.gate.auth.spawn_refresh(background.clone());
+        let tls_task = self
+            .gate
+            .tls
+            .clone()
+            .map(|tls| tls.spawn_watch(background.clone()));
         let http_task = tokio::spawn(http::serve(
             self.http_listener,
             http::router(self.health.clone(), self.registry),
@@ -116,8 +121,8 @@ impl Frontend {
             let _ = task.await;
         }
         let _ = health_task.await;
-        if let Some(refresh_task) = refresh_task {
-            let _ = refresh_task.await;
+        for task in [refresh_task, tls_task].into_iter().flatten() {
+            let _ = task.await;
         }
         let _ = http_task.await;
         Ok(served?)

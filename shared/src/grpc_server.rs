@@ -1,7 +1,7 @@
 //! What every gRPC server of the project carries besides its own service: a span per call
 //! that continues the caller's trace, server reflection and the gRPC health service.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tonic::{
@@ -17,6 +17,7 @@ use crate::{
     auth::{Auth, AuthLayer},
     grpc_limits::{InFlightLimit, MAX_STREAMS_PER_CONNECTION},
     grpc_metrics::GrpcMetricsLayer,
+    grpc_tls::GrpcTls,
     health::Health,
     trace_context,
 };
@@ -78,9 +79,11 @@ where
         .add_service(reflection_v1alpha))
 }
 
-/// What every call passes before its handler: the in-flight limit, then authentication.
+/// What every call passes before its handler: TLS (when configured), the in-flight limit,
+/// then authentication.
 #[derive(Clone)]
 pub struct Gate {
+    pub tls: Option<Arc<GrpcTls>>,
     pub limit: InFlightLimit,
     pub auth: Auth,
 }
@@ -118,7 +121,7 @@ pub async fn serve(
     gate: Gate,
     stop: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    Server::builder()
+    let router = Server::builder()
         .trace_fn(request_span)
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         // Refusals are counted too (UNAVAILABLE past the limit, UNAUTHENTICATED,
@@ -127,9 +130,22 @@ pub async fn serve(
         .layer(gate.limit)
         .layer(AuthLayer::new(gate.auth))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_routes(routes)
+        .add_routes(routes);
+    match gate.tls {
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(tls.incoming(listener), stop)
+                .await
+        }
         // Without TCP_NODELAY a response larger than one segment waits for the client's
         // delayed ACK (Nagle): about 40 ms a call.
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), stop)
-        .await
+        None => {
+            router
+                .serve_with_incoming_shutdown(
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    stop,
+                )
+                .await
+        }
+    }
 }

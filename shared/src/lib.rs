@@ -14,6 +14,7 @@ pub mod grpc_error;
 pub mod grpc_limits;
 pub mod grpc_metrics;
 pub mod grpc_server;
+pub mod grpc_tls;
 pub mod health;
 pub mod http;
 pub mod kafka;
@@ -21,6 +22,8 @@ pub mod pg_listen;
 pub mod readiness;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod test_certs;
 #[cfg(feature = "test-support")]
 pub mod test_issuer;
 #[cfg(feature = "test-support")]

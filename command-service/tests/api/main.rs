@@ -8,6 +8,7 @@ mod broker_outage;
 mod cloudevents;
 mod create_user;
 mod delete_user;
+mod grpc_tls;
 mod helpers;
 mod operations;
 mod outbox;
