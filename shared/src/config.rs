@@ -239,15 +239,20 @@ pub struct GrpcArgs {
 impl GrpcArgs {
     /// The gRPC port's TLS, if asked for; refused when a file is missing or unreadable.
     pub fn tls(&self) -> Result<Option<std::sync::Arc<crate::grpc_tls::GrpcTls>>, String> {
-        match (&self.tls_cert_file, &self.tls_key_file) {
-            (None, None) if self.tls_client_ca_file.is_some() => Err(
+        // An empty value (an overlay turning TLS off) is no value.
+        let set = |path: &Option<std::path::PathBuf>| {
+            path.clone().filter(|path| !path.as_os_str().is_empty())
+        };
+        let client_ca = set(&self.tls_client_ca_file);
+        match (set(&self.tls_cert_file), set(&self.tls_key_file)) {
+            (None, None) if client_ca.is_some() => Err(
                 "GRPC_TLS_CLIENT_CA_FILE needs GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE".to_owned(),
             ),
             (None, None) => Ok(None),
             (Some(cert), Some(key)) => crate::grpc_tls::GrpcTls::load(crate::grpc_tls::TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-                client_ca: self.tls_client_ca_file.clone(),
+                cert,
+                key,
+                client_ca,
             })
             .map(Some),
             _ => Err("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE go together".to_owned()),
