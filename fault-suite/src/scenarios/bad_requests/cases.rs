@@ -439,7 +439,7 @@ fn bad_list(rng: &mut StdRng, fixtures: &Fixtures) -> Case {
             countries: countries.iter().map(|code| (*code).to_owned()).collect(),
         })
     };
-    let what = match rng.random_range(0..13) {
+    let what = match rng.random_range(0..15) {
         0 => {
             request.page_size = *[-1, -100, i32::MIN].choose(rng).expect("choices");
             "negative page_size"
@@ -490,6 +490,16 @@ fn bad_list(rng: &mut StdRng, fixtures: &Fixtures) -> Case {
         11 => {
             request.page_token = "é🙂\u{7f}".to_owned();
             "non-ASCII page_token"
+        }
+        // An error that quoted these whole would pass the 16 KiB of headers a client takes.
+        12 => {
+            request.filter = filter(&[&"X".repeat(5_000)]);
+            "a 5,000-character country"
+        }
+        13 => {
+            let long = "Y".repeat(2_000);
+            request.filter = filter(&[long.as_str(); 50]);
+            "50 countries of 2,000 characters"
         }
         _ => {
             let mut random = vec![0; rng.random_range(1..64)];
