@@ -131,8 +131,17 @@ mod tests {
     #[test]
     fn bad_values_are_refused_before_anything_starts() {
         assert!(Cli::try_parse_from(["command-service", "--grpc-addr", "nowhere"]).is_err());
+        // Checked before anything binds, naming the setting and never showing the URL.
+        let no_database =
+            Cli::try_parse_from(["command-service", "--database-url", "postgres://u:pw@h"])
+                .unwrap();
+        let Err(refused) = no_database.config.database() else {
+            panic!("a URL without a database passed");
+        };
+        let refused = refused.to_string();
         assert!(
-            Cli::try_parse_from(["command-service", "--database-url", "postgres://h"]).is_err()
+            refused.contains("DATABASE_URL") && !refused.contains("pw"),
+            "{refused}"
         );
         assert!(
             Cli::try_parse_from(["command-service", "--outbox-poll-interval", "soon"]).is_err()

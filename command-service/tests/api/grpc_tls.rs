@@ -6,6 +6,7 @@ use std::{path::Path, time::Duration};
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use users_shared::{
+    event_headers,
     test_certs::{TestCa, read},
     test_support,
 };
@@ -132,4 +133,20 @@ async fn with_a_client_ca_only_clients_with_its_certificates_get_in() {
     .await
     .unwrap();
     assert!(answers(&mut known).await);
+
+    // The certificate names the caller of what it changes.
+    let mut events = app.events().await;
+    known
+        .create_user(create_request(&unique_email()))
+        .await
+        .expect("created over mutual TLS");
+    let record = events.read(1, Duration::from_secs(20)).await.remove(0);
+    assert_eq!(
+        header(&record, event_headers::CE_AUTHID),
+        Some("reader.test")
+    );
+    assert_eq!(
+        header(&record, event_headers::CE_AUTHTYPE),
+        Some("service_account")
+    );
 }
