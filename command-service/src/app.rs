@@ -11,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 use users_shared::{
     db::{self, Pool},
     frontend::Frontend,
-    grpc_limits::InFlightLimit,
     grpc_metrics::GrpcMetricsLayer,
     grpc_server::{self, Gate},
     pg_listen, readiness,
@@ -94,15 +93,9 @@ impl App {
             config.http_addr,
             routes,
             grpc_metrics,
-            Gate {
-                tls: config.grpc.tls().map_err(anyhow::Error::msg)?,
-                limit: InFlightLimit::new(config.grpc.max_in_flight as usize),
-                auth: config
-                    .auth
-                    .resolve(config.grpc_addr)
-                    .await
-                    .map_err(anyhow::Error::msg)?,
-            },
+            Gate::from_settings(&config.grpc, &config.auth, config.grpc_addr)
+                .await
+                .map_err(anyhow::Error::msg)?,
             health,
             registry,
         )

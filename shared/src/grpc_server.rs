@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::{Auth, AuthLayer},
+    config::{AuthArgs, GrpcArgs},
     grpc_limits::{InFlightLimit, MAX_STREAMS_PER_CONNECTION},
     grpc_metrics::GrpcMetricsLayer,
     grpc_tls::GrpcTls,
@@ -86,6 +87,22 @@ pub struct Gate {
     pub tls: Option<Arc<GrpcTls>>,
     pub limit: InFlightLimit,
     pub auth: Auth,
+}
+
+impl Gate {
+    /// The gate the settings ask for, refused (with a message naming the setting) when they
+    /// are incomplete or would expose the service without authentication.
+    pub async fn from_settings(
+        grpc: &GrpcArgs,
+        auth: &AuthArgs,
+        grpc_addr: std::net::SocketAddr,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            tls: grpc.tls()?,
+            limit: InFlightLimit::new(grpc.max_in_flight as usize),
+            auth: auth.resolve(grpc_addr).await?,
+        })
+    }
 }
 
 /// Serves until `stop` is cancelled; then health turns NOT_SERVING at once, new calls are
