@@ -13,12 +13,10 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libssl-dev zlib1g-dev make g++ pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY shared-proto shared-proto
-COPY shared shared
-COPY command-service command-service
-COPY query-service query-service
-COPY migrations migrations
+# The whole context (less .dockerignore's): every workspace member's manifest must be there for
+# cargo to load the workspace, including members the images do not contain, and a member
+# added later must not break the build. `make deploy-check` replays this stage's copies.
+COPY . .
 # target/ lives in a cache mount, so the binaries are copied out in the same step.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \

@@ -188,6 +188,13 @@ EOF
     return 1
   fi
   echo "  ok   caught"
+  echo "-- the image context check fails when the builder stage copies only some members"
+  sed 's#^COPY \. \.$#COPY Cargo.toml Cargo.lock ./\nCOPY shared shared#' Dockerfile >"$out/self-test/Dockerfile"
+  if "$venv/bin/python" "$here/image_context.py" "$out/self-test/Dockerfile" >/dev/null; then
+    echo "  FAIL a partial build context passed"
+    return 1
+  fi
+  echo "  ok   caught"
 }
 
 step "render the kustomize overlays" render
@@ -197,6 +204,7 @@ step "docker-compose.yml: Compose Specification and traps" compose
 step "Envoy: validate, then route through it" envoy_config
 step "Prometheus: promtool on the configuration, the rules and their tests" prometheus
 step "Dockerfile: hadolint" dockerfile
+step "Dockerfile: the builder stage's context loads as a workspace" "$venv/bin/python" "$here/image_context.py" Dockerfile
 step "the guards and validators catch their traps" self_test
 
 printf '\ntools ready in %ss, checks in %ss\n' $((tools_ready - started)) $((SECONDS - tools_ready))
