@@ -22,14 +22,6 @@ pub mod pg_listen;
 pub mod readiness;
 pub mod shutdown;
 pub mod telemetry;
-#[cfg(feature = "test-support")]
-pub mod test_certs;
-#[cfg(feature = "test-support")]
-pub mod test_issuer;
-#[cfg(feature = "test-support")]
-pub mod test_proxy;
-#[cfg(feature = "test-support")]
-pub mod test_support;
 pub mod timestamp;
 pub mod topics;
 pub mod trace_context;

@@ -54,10 +54,9 @@ pub fn init(service_name: &'static str, args: &TelemetryArgs) -> Result<Telemetr
 
 /// For tests: log lines go through the test harness's capture and finished spans to
 /// `exporter`, where a test can look for them.
-#[cfg(feature = "test-support")]
 pub fn init_for_tests(
     args: &TelemetryArgs,
-    exporter: opentelemetry_sdk::trace::InMemorySpanExporter,
+    exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static,
 ) -> Result<Telemetry, TelemetryError> {
     install("test", args, true, true, |builder| {
         builder.with_simple_exporter(exporter)

@@ -205,9 +205,10 @@ async fn execute_for_rows<C: GenericClient>(
 
 #[cfg(test)]
 mod tests {
-    use users_shared::{db, db_failure::DbFailure, test_support::TestDatabase};
+    use users_shared::{db, db_failure::DbFailure};
 
     use super::*;
+    use testkit::test_support::TestDatabase;
 
     async fn outbox_with_one_row() -> (TestDatabase, db::Pool) {
         let test_db = TestDatabase::create().await;

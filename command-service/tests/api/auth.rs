@@ -6,13 +6,13 @@ use std::time::Duration;
 use clap::Parser;
 use shared_proto::v1;
 use tonic::Code;
-use users_shared::{
-    event_headers,
+use users_shared::event_headers;
+
+use crate::helpers::*;
+use testkit::{
     test_issuer::{self, TestIssuer, bearing},
     test_support,
 };
-
-use crate::helpers::*;
 
 async fn guarded_app(issuer: &TestIssuer) -> TestApp {
     let args = issuer.service_args();

@@ -3,10 +3,10 @@ use std::time::{Duration, Instant};
 use shared_proto::v1;
 use users_shared::event_headers;
 
+use testkit::test_support::{PrivateBroker, http_get, parse_metrics, sample};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-use users_shared::test_support::{PrivateBroker, http_get, parse_metrics, sample};
 
 use crate::helpers::*;
 

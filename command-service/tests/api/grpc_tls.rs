@@ -5,13 +5,13 @@ use std::{path::Path, time::Duration};
 
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-use users_shared::{
-    event_headers,
+use users_shared::event_headers;
+
+use crate::helpers::*;
+use testkit::{
     test_certs::{TestCa, read},
     test_support,
 };
-
-use crate::helpers::*;
 
 async fn tls_client(
     addr: std::net::SocketAddr,

@@ -9,11 +9,11 @@ use tonic::transport::Channel;
 use users_shared::{kafka, topics::Topics};
 use uuid::Uuid;
 
-pub use users_shared::{
-    kafka::header,
-    test_support::{EventReader, TestDatabase, field_violations as violations, nickname_update},
-};
+pub use users_shared::kafka::header;
 
+pub use testkit::test_support::{
+    EventReader, TestDatabase, field_violations as violations, nickname_update,
+};
 pub const PARTITIONS: i32 = 3;
 
 pub struct TestApp {
@@ -30,7 +30,7 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&users_shared::test_support::brokers(), &[]).await
+    spawn_app_with(&testkit::test_support::brokers(), &[]).await
 }
 
 /// Starts command-service with its own database and topic prefix against `brokers`, with

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use users_shared::test_support::{http_get, parse_metrics, sample};
+use testkit::test_support::{http_get, parse_metrics, sample};
 
 use crate::helpers::*;
 

@@ -2,22 +2,16 @@ use std::{collections::HashSet, time::Duration};
 
 use rdkafka::Message;
 use shared_proto::v1;
-use users_shared::{
-    event_headers,
-    test_support::{PrivateBroker, http_get, parse_metrics, sample},
-    topics::Topics,
-};
+use users_shared::{event_headers, topics::Topics};
 
 use crate::helpers::*;
+use testkit::test_support::{PrivateBroker, http_get, parse_metrics, sample};
 
 #[tokio::test]
 async fn replicas_share_the_outbox_and_publish_every_event_exactly_once() {
     // One replica NOTIFYs on every write, the other does not: both kinds share the outbox.
-    let mut first = spawn_app_with(
-        &users_shared::test_support::brokers(),
-        &["--outbox-notify=true"],
-    )
-    .await;
+    let mut first =
+        spawn_app_with(&testkit::test_support::brokers(), &["--outbox-notify=true"]).await;
     let mut second = first.replica().await;
     let mut events = first.events().await;
 
@@ -51,7 +45,7 @@ async fn replicas_share_the_outbox_and_publish_every_event_exactly_once() {
 #[tokio::test]
 async fn relay_once_drains_what_is_pending_and_then_finds_nothing() {
     let mut app = spawn_app_with(
-        &users_shared::test_support::brokers(),
+        &testkit::test_support::brokers(),
         // Neither notifications nor the poll wake the background relay during this test.
         &["--outbox-notify=false", "--outbox-poll-interval=1h"],
     )

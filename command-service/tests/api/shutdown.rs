@@ -6,7 +6,9 @@ use std::{
 
 use shared_proto::v1::user_service_client::UserServiceClient;
 use tonic::Code;
-use users_shared::{kafka, test_support, topics::Topics};
+use users_shared::{kafka, topics::Topics};
+
+use testkit::test_support;
 use uuid::Uuid;
 
 use crate::helpers::*;

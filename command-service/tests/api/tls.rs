@@ -41,7 +41,7 @@ async fn build(database_url: &str, extra: &[&str]) -> anyhow::Result<App> {
         "--grpc-addr=127.0.0.1:0".to_owned(),
         "--http-addr=127.0.0.1:0".to_owned(),
         format!("--database-url={database_url}"),
-        format!("--kafka-brokers={}", users_shared::test_support::brokers()),
+        format!("--kafka-brokers={}", testkit::test_support::brokers()),
         format!("--kafka-topic-prefix={}", new_prefix()),
     ];
     args.extend(extra.iter().map(|arg| arg.to_string()));

@@ -3,12 +3,10 @@
 
 use std::time::Duration;
 
-use users_shared::{
-    kafka::{self, TopicSettings},
-    test_support,
-};
+use users_shared::kafka::{self, TopicSettings};
 
 use crate::helpers::*;
+use testkit::test_support;
 
 #[tokio::test]
 async fn a_service_forbidden_to_create_topics_publishes_once_they_are_made_for_it() {

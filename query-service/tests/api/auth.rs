@@ -3,8 +3,8 @@
 use std::{sync::Arc, time::Duration};
 
 use shared_proto::v1;
+use testkit::test_issuer::{self, SigningKey, TestIssuer, bearing};
 use tonic::Code;
-use users_shared::test_issuer::{self, SigningKey, TestIssuer, bearing};
 use uuid::Uuid;
 
 use crate::helpers::*;

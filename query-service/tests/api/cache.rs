@@ -7,11 +7,9 @@ use prometheus_client::registry::Registry;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use shared_proto::v1;
 use tokio_util::sync::CancellationToken;
-use users_shared::{
-    kafka,
-    test_support::{self, http_get, parse_metrics, sample},
-    topics::Topics,
-};
+use users_shared::{kafka, topics::Topics};
+
+use testkit::test_support::{self, http_get, parse_metrics, sample};
 use uuid::Uuid;
 
 use crate::helpers::*;

@@ -5,14 +5,16 @@ use prost::Message as _;
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-use users_shared::{event_headers, kafka, test_support, topics::Topics};
+use users_shared::{event_headers, kafka, topics::Topics};
+
+use testkit::test_support;
 use uuid::Uuid;
 
-pub use users_shared::{
-    kafka::header,
-    test_support::{EventReader, EventWriter, TestDatabase, field_violations as violations},
-};
+pub use users_shared::kafka::header;
 
+pub use testkit::test_support::{
+    EventReader, EventWriter, TestDatabase, field_violations as violations,
+};
 pub const PARTITIONS: i32 = 3;
 
 pub fn new_prefix() -> String {

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use users_shared::test_support::{http_get, parse_metrics, sample};
+use testkit::test_support::{http_get, parse_metrics, sample};
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -22,7 +22,7 @@ async fn readiness_reports_each_dependency() {
 #[tokio::test]
 async fn cache_hits_and_misses_are_counted() {
     let mut app = spawn_query().await;
-    let writer = EventWriter::new(&users_shared::test_support::brokers());
+    let writer = EventWriter::new(&testkit::test_support::brokers());
     let id = Uuid::now_v7();
     publish(&writer, &app.topics, "created", &user(id, 1, "Ada", "GB")).await;
     app.wait_for(&id.to_string(), Some(1)).await;
@@ -69,7 +69,7 @@ async fn compacted_event_topics_keep_the_dead_letters_whole() {
     let stop = tokio_util::sync::CancellationToken::new();
     let running = tokio::spawn(app.run(stop.clone()));
     let topics = users_shared::topics::Topics::with_prefix(&prefix);
-    let cluster = users_shared::test_support::cluster();
+    let cluster = testkit::test_support::cluster();
     let admin: AdminClient<_> = cluster.client_config("test-admin").create().unwrap();
     let policy = |topic: String| {
         let admin = &admin;

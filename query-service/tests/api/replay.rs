@@ -15,7 +15,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn replay_rebuilds_the_view_while_reads_keep_succeeding() {
     let mut app = spawn_query().await;
-    let writer = EventWriter::new(&users_shared::test_support::brokers());
+    let writer = EventWriter::new(&testkit::test_support::brokers());
     let ids: Vec<Uuid> = (0..40).map(|_| Uuid::now_v7()).collect();
     for id in &ids {
         publish(&writer, &app.topics, "created", &user(*id, 1, "Ada", "GB")).await;
@@ -129,7 +129,7 @@ async fn replay_rebuilds_the_view_while_reads_keep_succeeding() {
 #[tokio::test]
 async fn of_two_replays_started_together_one_completes_and_the_other_refuses() {
     let mut app = spawn_query().await;
-    let writer = EventWriter::new(&users_shared::test_support::brokers());
+    let writer = EventWriter::new(&testkit::test_support::brokers());
     let ids: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
     for id in &ids {
         publish(&writer, &app.topics, "created", &user(*id, 1, "Ada", "GB")).await;
@@ -171,13 +171,13 @@ async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partitio
     let prefix = new_prefix();
     let topics = users_shared::topics::Topics::with_prefix(&prefix);
     users_shared::kafka::ensure_topics(
-        &users_shared::kafka::Cluster::plaintext(users_shared::test_support::brokers().to_owned()),
+        &users_shared::kafka::Cluster::plaintext(testkit::test_support::brokers().to_owned()),
         &topics.events(),
         &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
     )
     .await
     .unwrap();
-    let writer = EventWriter::new(&users_shared::test_support::brokers());
+    let writer = EventWriter::new(&testkit::test_support::brokers());
     let users: Vec<v1::User> = (0..60)
         .map(|_| user(Uuid::now_v7(), 1, "Ada", "GB"))
         .collect();
@@ -209,7 +209,7 @@ async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partitio
 #[tokio::test]
 async fn a_replays_progress_can_be_scraped_while_it_runs() {
     let app = spawn_query().await;
-    let writer = EventWriter::new(&users_shared::test_support::brokers());
+    let writer = EventWriter::new(&testkit::test_support::brokers());
     let users: Vec<v1::User> = (0..3000)
         .map(|_| user(Uuid::now_v7(), 1, "Ada", "GB"))
         .collect();
@@ -244,10 +244,10 @@ async fn a_replays_progress_can_be_scraped_while_it_runs() {
         .await
         {
             drop(stream);
-            let (_, metrics) = users_shared::test_support::http_get(addr, "/metrics").await;
-            let samples = users_shared::test_support::parse_metrics(&metrics);
+            let (_, metrics) = testkit::test_support::http_get(addr, "/metrics").await;
+            let samples = testkit::test_support::parse_metrics(&metrics);
             let value = |name: &str, labels: &[(&str, &str)]| {
-                users_shared::test_support::sample(&samples, name, labels)
+                testkit::test_support::sample(&samples, name, labels)
             };
             seen.push((
                 value("replay_phase", &[("phase", "reading")]),

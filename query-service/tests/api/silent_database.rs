@@ -4,7 +4,8 @@
 use std::{sync::Arc, time::Duration};
 
 use shared_proto::v1;
-use users_shared::{test_proxy::FreezingProxy, test_support};
+
+use testkit::{test_proxy::FreezingProxy, test_support};
 use uuid::Uuid;
 
 use crate::helpers::*;

@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use shared_proto::v1;
-use users_shared::test_support::{self, http_get, parse_metrics, sample};
+use testkit::test_support::{self, http_get, parse_metrics, sample};
 use uuid::Uuid;
 
 use crate::helpers::*;

@@ -1,6 +1,6 @@
 use shared_proto::v1;
+use testkit::test_support::finished_spans;
 use tonic::Request;
-use users_shared::test_support::finished_spans;
 use uuid::Uuid;
 
 use crate::helpers::*;

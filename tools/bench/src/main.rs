@@ -64,7 +64,7 @@ fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    users_shared::test_support::require_broker();
+    testkit::test_support::require_broker();
     let machine = machine();
     let cores = Cores::split();
     let bench = Bench {

@@ -47,7 +47,7 @@ impl Cores {
             }
             None => Command::new(binary),
         };
-        command.envs(users_shared::test_support::DEV_BROKER_ENV);
+        command.envs(testkit::test_support::DEV_BROKER_ENV);
         command
     }
 
@@ -151,7 +151,7 @@ impl Service {
         let mut text = String::new();
         stream.read_to_string(&mut text).await.ok()?;
         let buckets: Vec<(f64, f64)> =
-            users_shared::test_support::parse_metrics(text.split_once("\r\n\r\n")?.1)
+            testkit::test_support::parse_metrics(text.split_once("\r\n\r\n")?.1)
                 .into_iter()
                 .filter(|sample| sample.name == format!("{name}_bucket"))
                 .filter_map(|sample| {

@@ -4,8 +4,8 @@
 use std::{net::SocketAddr, time::Duration};
 
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
+use testkit::test_support::nickname_update;
 use tonic::transport::{Channel, Endpoint};
-use users_shared::test_support::nickname_update;
 use uuid::Uuid;
 
 pub(crate) type UserClient = UserServiceClient<Channel>;

@@ -4,8 +4,8 @@
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, bail};
+use testkit::test_support::{parse_metrics, sample};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use users_shared::test_support::{parse_metrics, sample};
 
 pub(crate) const READINESS: &str = "/health-check/readiness";
 const LIMIT: Duration = Duration::from_secs(3);

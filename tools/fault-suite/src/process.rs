@@ -68,7 +68,7 @@ impl Suite {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_BACKTRACE", "1")
-            .envs(users_shared::test_support::DEV_BROKER_ENV)
+            .envs(testkit::test_support::DEV_BROKER_ENV)
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file);

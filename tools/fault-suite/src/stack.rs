@@ -4,11 +4,11 @@
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-use users_shared::{
-    kafka,
+use users_shared::{kafka, topics::Topics};
+
+use testkit::{
     test_proxy::FreezingProxy,
     test_support::{PrivateBroker, TestDatabase},
-    topics::Topics,
 };
 use uuid::Uuid;
 

@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use bytes::Bytes;
 use prost::Message;
 use shared_proto::v1;
-use users_shared::test_support::{self, TestDatabase};
+use testkit::test_support::{self, TestDatabase};
 
 use super::{client, unique};
 use crate::{

@@ -11,7 +11,9 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
 };
 use shared_proto::v1;
-use users_shared::{event_headers, kafka, test_support, topics::Topics};
+use users_shared::{event_headers, kafka, topics::Topics};
+
+use testkit::test_support;
 use uuid::Uuid;
 
 use super::unique;

@@ -10,8 +10,8 @@ use std::{
 };
 
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
+use testkit::test_support::{self, TestDatabase};
 use tonic::transport::Channel;
-use users_shared::test_support::{self, TestDatabase};
 
 use super::{client, unique};
 use crate::{

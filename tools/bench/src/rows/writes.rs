@@ -17,11 +17,9 @@ use argon2::{
 };
 use password_hash::rand_core::OsRng;
 use shared_proto::v1;
-use users_shared::{
-    event_headers, kafka,
-    test_support::{self, EventReader, TestDatabase, nickname_update},
-    topics::Topics,
-};
+use users_shared::{event_headers, kafka, topics::Topics};
+
+use testkit::test_support::{self, EventReader, TestDatabase, nickname_update};
 use uuid::Uuid;
 
 use super::{client, reads::check, unique};

@@ -4,7 +4,7 @@
 
 use std::{process::ExitStatus, time::Duration};
 
-use users_shared::test_support::TestDatabase;
+use testkit::test_support::TestDatabase;
 
 use crate::{
     client,

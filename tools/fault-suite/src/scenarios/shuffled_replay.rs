@@ -9,10 +9,9 @@ use rdkafka::{
     Message,
     message::{Headers, OwnedMessage},
 };
-use users_shared::{
-    event_headers, kafka,
-    test_support::{EventWriter, TestDatabase},
-};
+use users_shared::{event_headers, kafka};
+
+use testkit::test_support::{EventWriter, TestDatabase};
 use uuid::Uuid;
 
 use crate::{
