@@ -244,7 +244,11 @@ async fn a_replays_progress_can_be_scraped_while_it_runs() {
         .await
         {
             drop(stream);
-            let (_, metrics) = testkit::test_support::http_get(addr, "/metrics").await;
+            // The replay may end, and its server with it, between the connect and the GET.
+            let Ok((_, metrics)) = testkit::test_support::try_http_get(addr, "/metrics").await
+            else {
+                continue;
+            };
             let samples = testkit::test_support::parse_metrics(&metrics);
             let value = |name: &str, labels: &[(&str, &str)]| {
                 testkit::test_support::sample(&samples, name, labels)

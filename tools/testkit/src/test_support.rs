@@ -281,27 +281,34 @@ impl Drop for TestDatabase {
 
 /// A plain HTTP/1.0 GET, enough for the health and metrics endpoints: (status, body).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    try_http_get(addr, path)
+        .await
+        .unwrap_or_else(|error| panic!("GET {path} from {addr}: {error}"))
+}
+
+/// [`http_get`], for a server that may go away meanwhile (a replay that finishes).
+pub async fn try_http_get(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
-        .unwrap_or_else(|error| panic!("cannot connect to {addr}: {error}"));
+        .map_err(|error| format!("cannot connect: {error}"))?;
     stream
         .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
         .await
-        .expect("send the request");
+        .map_err(|error| format!("cannot send the request: {error}"))?;
     let mut response = String::new();
     stream
         .read_to_string(&mut response)
         .await
-        .expect("read the response");
+        .map_err(|error| format!("cannot read the response: {error}"))?;
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP response: {head}"));
-    (status, body.to_owned())
+        .ok_or_else(|| format!("not an HTTP response: {head}"))?;
+    Ok((status, body.to_owned()))
 }
 
 /// A consumer of whole topics from their first offset, outside any consumer group.
