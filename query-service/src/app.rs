@@ -3,7 +3,6 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use anyhow::Context;
 use prometheus_client::registry::Registry;
 use shared_proto::v1::user_service_server::UserServiceServer;
 use tokio::sync::{Notify, watch};
@@ -25,10 +24,10 @@ use crate::{
     cache_feed::{self, FeedState},
     config::Config,
     grpc::{PageCache, QueryService, Reads, SharedLooks},
-    migrations::MIGRATIONS,
+    migrations,
     page_token::PageTokens,
     projector::{Consuming, ProgressReport, Projector, ProjectorMetrics},
-    replay, view,
+    view,
 };
 
 pub struct App {
@@ -46,18 +45,11 @@ pub struct App {
 /// clearing the cache).
 const FEED_START_WAIT: Duration = Duration::from_secs(5);
 
-/// Creates the read database when missing and applies its migrations.
-pub async fn migrate(database: &db::Database) -> anyhow::Result<()> {
-    db::prepare(database, MIGRATIONS, "read")
-        .await
-        .context("cannot prepare the read database")
-}
-
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let database = config.database()?;
         let cluster = config.kafka.cluster().map_err(anyhow::Error::msg)?;
-        migrate(&database).await?;
+        migrations::migrate(&database).await?;
         let pool = database.pool(
             config.database.database_pool_size.into(),
             config.database.session_limits(),
@@ -177,7 +169,7 @@ impl App {
         let swapped = Arc::new(Notify::new());
         let listen = pg_listen::spawn_listener(
             self.database.clone(),
-            replay::SWAPPED,
+            view::SWAPPED,
             Arc::clone(&swapped),
             background.clone(),
         );

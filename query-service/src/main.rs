@@ -1,8 +1,8 @@
 use clap::Parser;
 use query_service::{
-    app::{self, App},
+    app::App,
     config::{Cli, Command},
-    replay,
+    migrations, replay,
 };
 use tokio_util::sync::CancellationToken;
 use users_shared::{http, shutdown, telemetry};
@@ -20,7 +20,7 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = telemetry::init("query-service", &cli.config.telemetry)?;
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => match cli.config.database() {
-            Ok(database) => app::migrate(&database).await,
+            Ok(database) => migrations::migrate(&database).await,
             Err(error) => Err(error.into()),
         },
         Command::Replay => replay::replay(&cli.config).await.map(|_| ()),

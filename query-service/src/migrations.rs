@@ -1,6 +1,14 @@
 //! The read database's schema, from `migrations/read`.
 
-use users_shared::db::Migration;
+use anyhow::Context;
+use users_shared::db::{self, Migration};
+
+/// Creates the read database when missing and applies its migrations.
+pub async fn migrate(database: &db::Database) -> anyhow::Result<()> {
+    db::prepare(database, MIGRATIONS, "read")
+        .await
+        .context("cannot prepare the read database")
+}
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {

@@ -25,10 +25,7 @@ use users_shared::{db, db_failure::DbFailure, db_pool, http, kafka, topics::Topi
 use uuid::Uuid;
 
 use self::progress::{Phase, Progress, ReplayMetrics};
-use crate::{app, config::Config, user_change::UserChange, view};
-
-/// Postgres channel on which a swap is announced; every replica clears its cache.
-pub const SWAPPED: &str = "user_views_swapped";
+use crate::{config::Config, migrations, user_change::UserChange, view};
 
 /// The advisory lock a replay holds for its whole run: a second one would drop the first's
 /// shadow table, and the first would then swap in a half-built model.
@@ -59,7 +56,7 @@ pub struct ReplayReport {
 
 pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
     let database = config.database()?;
-    app::migrate(&database).await?;
+    migrations::migrate(&database).await?;
     // Held by this session until the replay ends, however it ends.
     let lock = database.connect().await?;
     let locked: bool = lock
@@ -274,6 +271,7 @@ async fn swap_in(client: &mut db_pool::Client, progress: &Progress) -> Result<()
          DROP TABLE user_views_retired;
          UPDATE read_model_generation SET generation = generation + 1;
          NOTIFY {SWAPPED};",
+        SWAPPED = view::SWAPPED,
         live = view::LIVE,
         shadow = view::SHADOW,
     ))

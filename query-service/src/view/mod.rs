@@ -15,6 +15,8 @@ use crate::user_change::UserChange;
 pub const LIVE: &str = "user_views";
 /// Where a replay rebuilds the read model before swapping it in.
 pub const SHADOW: &str = "user_views_shadow";
+/// Postgres channel on which a replay announces its swap; every replica clears its cache.
+pub const SWAPPED: &str = "user_views_swapped";
 
 /// The user's columns, then whether it is deleted.
 fn columns() -> String {
