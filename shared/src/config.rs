@@ -222,6 +222,15 @@ pub struct GrpcArgs {
     #[arg(long = "grpc-max-in-flight", env = "GRPC_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: u32,
 
+    /// Longest a client connection lives: past it the server asks the client to reconnect
+    /// (GOAWAY), so callers spread over replicas a scale-out added. Unset: for ever.
+    #[arg(long = "grpc-max-connection-age", env = "GRPC_MAX_CONNECTION_AGE", value_parser = parse_duration)]
+    pub max_connection_age: Option<Duration>,
+
+    /// How long calls still running on a connection past its age may take to finish.
+    #[arg(long = "grpc-max-connection-age-grace", env = "GRPC_MAX_CONNECTION_AGE_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub max_connection_age_grace: Duration,
+
     /// The gRPC port's certificate chain (PEM): with GRPC_TLS_KEY_FILE, the port serves TLS
     /// only. Read again when it changes.
     #[arg(long = "grpc-tls-cert-file", env = "GRPC_TLS_CERT_FILE")]

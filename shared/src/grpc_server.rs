@@ -87,6 +87,8 @@ pub struct Gate {
     pub tls: Option<Arc<GrpcTls>>,
     pub limit: InFlightLimit,
     pub auth: Auth,
+    /// A connection's longest life, and the grace its last calls get.
+    pub max_connection_age: Option<(Duration, Duration)>,
 }
 
 impl Gate {
@@ -101,6 +103,9 @@ impl Gate {
             tls: grpc.tls()?,
             limit: InFlightLimit::new(grpc.max_in_flight as usize),
             auth: auth.resolve(grpc_addr).await?,
+            max_connection_age: grpc
+                .max_connection_age
+                .map(|age| (age, grpc.max_connection_age_grace)),
         })
     }
 }
@@ -138,7 +143,13 @@ pub async fn serve(
     gate: Gate,
     stop: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    let router = Server::builder()
+    let mut server = Server::builder();
+    if let Some((age, grace)) = gate.max_connection_age {
+        server = server
+            .max_connection_age(age)
+            .max_connection_age_grace(grace);
+    }
+    let router = server
         .trace_fn(request_span)
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         // Refusals are counted too (UNAVAILABLE past the limit, UNAUTHENTICATED,

@@ -6,6 +6,7 @@
 mod auth;
 mod broker_outage;
 mod cloudevents;
+mod connections;
 mod create_user;
 mod delete_user;
 mod grpc_tls;
