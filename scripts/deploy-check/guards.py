@@ -289,6 +289,48 @@ def connection_budget(docs):
     return lines, total, failures
 
 
+def duration_seconds(text):
+    """A duration as the services write it (250ms, 20s, 5m, 1h)."""
+    text = str(text).strip()
+    for unit, factor in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)):
+        if text.endswith(unit) and text[: -len(unit)].isdigit():
+            return int(text[: -len(unit)]) * factor
+    raise ValueError(f"not a duration: {text}")
+
+
+# What a service still does after SHUTDOWN_GRACE, in seconds, as its code bounds it: the
+# relay's final flush (FINAL_FLUSH in command-service/src/outbox/relay.rs) and its last write
+# of the outbox (DATABASE_STATEMENT_TIMEOUT + CALL_MARGIN, shared/src/db_pool.rs), and for
+# both the trace exporter's flush (the OpenTelemetry SDK's 5 s shutdown bound).
+AFTER_GRACE = {"command-service": (5, True), "query-service": (0, False)}
+CALL_MARGIN = 2
+TRACE_FLUSH = 5
+
+
+def guard_termination_budget(docs):
+    """terminationGracePeriodSeconds holds preStop + SHUTDOWN_GRACE + the drain after it."""
+    failures = []
+    for d in of_kind(docs, "Deployment"):
+        name = d["metadata"]["name"]
+        spec = pod_spec(d)
+        main = spec["containers"][0]
+        values = settings(docs, main)
+        command = main.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+        pre_stop = int(command[1]) if len(command) == 2 and command[0] == "sleep" else 0
+        grace = duration_seconds(values.get("SHUTDOWN_GRACE", "20s"))
+        flush, writes = AFTER_GRACE.get(name, (0, False))
+        statement = duration_seconds(values.get("DATABASE_STATEMENT_TIMEOUT", "10s"))
+        after = flush + (statement + CALL_MARGIN if writes else 0) + TRACE_FLUSH
+        needed = pre_stop + grace + after
+        have = spec.get("terminationGracePeriodSeconds", 30)
+        if have < needed:
+            failures.append(
+                f"Deployment/{name}: terminationGracePeriodSeconds {have} < preStop {pre_stop} + "
+                f"SHUTDOWN_GRACE {grace:g} + {after:g} after it = {needed:g}: SIGKILL would cut the drain"
+            )
+    return failures
+
+
 def guard_operations(docs):
     failures = []
     accounts = {a["metadata"]["name"] for a in of_kind(docs, "ServiceAccount")}
@@ -392,6 +434,7 @@ def k8s_guards(docs, base_docs, alerts_file):
         ("ServiceAccount, PDB, NetworkPolicy, ServiceMonitor, alerts, probes", guard_operations(docs)),
         ("credentials only from Secrets", guard_secrets(docs)),
         ("PrometheusRule equals deploy/prometheus/alerts.yml", guard_rules_parity(docs, alerts_file)),
+        ("the termination grace holds the whole drain", guard_termination_budget(docs)),
     ]
 
 
@@ -632,6 +675,10 @@ def self_test(out, envoy_version):
                 {"value": "hunter2", "valueFrom": {}}
             ),
             "not from a Secret",
+        ),
+        "a termination grace of 30 s": (
+            lambda d: pod_spec(deployment(d)).__setitem__("terminationGracePeriodSeconds", 30),
+            "terminationGracePeriodSeconds",
         ),
         "readiness on another path": (
             lambda d: pod_spec(deployment(d))["containers"][0]["readinessProbe"]["httpGet"].__setitem__("path", "/ready"),
