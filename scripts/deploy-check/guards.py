@@ -44,7 +44,7 @@ REQUIRED_ALERTS = {
     "the outbox's oldest pending age": lambda e: "outbox_oldest_pending_age_seconds" in e,
     "projector lag": lambda e: "projector_lag" in e,
     "dead letters": lambda e: "projector_events_total" in e and "dead_lettered" in e,
-    "the gRPC error ratio": lambda e: "grpc_server_handled_total" in e and 'grpc_code!="OK"' in e,
+    "the gRPC error ratio": lambda e: "grpc_server_handled_total" in e and "grpc_code!~" in e,
 }
 CRD_GROUPS = {"gateway.networking.k8s.io", "monitoring.coreos.com"}
 POD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
