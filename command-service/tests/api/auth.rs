@@ -44,13 +44,7 @@ async fn write_codes(app: &TestApp, token: Option<&str>) -> Vec<(Code, String)> 
             .await
             .map(|_| ()),
     ];
-    answers
-        .into_iter()
-        .map(|answer| match answer {
-            Ok(()) => (Code::Ok, String::new()),
-            Err(status) => (status.code(), status.message().to_owned()),
-        })
-        .collect()
+    answers.into_iter().map(test_issuer::code_of).collect()
 }
 
 #[tokio::test]

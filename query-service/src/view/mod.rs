@@ -95,19 +95,19 @@ pub async fn apply<C: GenericClient>(
             client.execute(&lock, &[]),
             upsert_rows(client, &upsert, &columns)
         )?;
-        return Ok(outcomes(changes.len(), &newest, changes, &rows));
+        return Ok(outcomes(&newest, changes, &rows));
     }
     let rows = upsert_rows(client, &upsert, &columns).await?;
-    Ok(outcomes(changes.len(), &newest, changes, &rows))
+    Ok(outcomes(&newest, changes, &rows))
 }
 
 /// Taken by every write of the live table, and exclusively by a purge.
 const PURGE_LOCK_SHARED: &str = "SELECT 1 FROM read_model_purge FOR SHARE";
 const PURGE_LOCK: &str = "SELECT 1 FROM read_model_purge FOR UPDATE";
 
-fn outcomes(count: usize, newest: &[usize], changes: &[&UserChange], rows: &[Row]) -> Vec<Applied> {
+fn outcomes(newest: &[usize], changes: &[&UserChange], rows: &[Row]) -> Vec<Applied> {
     let decided: HashMap<Uuid, bool> = rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-    let mut applied = vec![Applied::Stale; count];
+    let mut applied = vec![Applied::Stale; changes.len()];
     for &at in newest {
         applied[at] = match decided.get(&changes[at].user.id) {
             Some(true) => Applied::Written,

@@ -46,13 +46,7 @@ async fn read_codes(app: &QueryApp, token: Option<&str>) -> Vec<(Code, String)> 
         ))
         .await
         .map(|_| ());
-    [get, list]
-        .into_iter()
-        .map(|answer| match answer {
-            Ok(()) => (Code::Ok, String::new()),
-            Err(status) => (status.code(), status.message().to_owned()),
-        })
-        .collect()
+    [get, list].into_iter().map(test_issuer::code_of).collect()
 }
 
 #[tokio::test]

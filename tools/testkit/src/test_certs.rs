@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 pub struct TestCa {
     pub dir: PathBuf,
-    name: String,
 }
 
 impl TestCa {
@@ -14,11 +13,8 @@ impl TestCa {
     pub fn new(name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("users-ca-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("a temporary folder");
-        let ca = Self {
-            dir,
-            name: name.to_owned(),
-        };
-        ca.openssl(&[
+        let ca = Self { dir };
+        openssl(&[
             "req",
             "-x509",
             "-newkey",
@@ -52,7 +48,7 @@ impl TestCa {
             self.path(&format!("{file}.ext")),
         );
         std::fs::write(&ext, format!("subjectAltName={san}\n")).expect("an extensions file");
-        self.openssl(&[
+        openssl(&[
             "req",
             "-newkey",
             "ec",
@@ -66,7 +62,7 @@ impl TestCa {
             "-out",
             &csr,
         ]);
-        self.openssl(&[
+        openssl(&[
             "x509",
             "-req",
             "-in",
@@ -94,19 +90,20 @@ impl TestCa {
     fn path(&self, file: &str) -> String {
         self.dir.join(file).to_string_lossy().into_owned()
     }
+}
 
-    fn openssl(&self, args: &[&str]) {
-        let output = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("the openssl command");
-        assert!(
-            output.status.success(),
-            "openssl for CA {}: {}",
-            self.name,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+/// Runs the openssl command with `args`, failing the test when it fails; what it printed.
+pub(crate) fn openssl(args: &[&str]) -> Vec<u8> {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("the openssl command");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
 }
 
 impl Drop for TestCa {

@@ -57,18 +57,7 @@ impl SigningKey {
         let dir = std::env::temp_dir().join(format!("users-rsa-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("a temporary folder");
         let pem = dir.join("key.pem");
-        let run = |args: &[&str]| {
-            let output = std::process::Command::new("openssl")
-                .args(args)
-                .output()
-                .expect("the openssl command");
-            assert!(
-                output.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            output.stdout
-        };
+        let run = crate::test_certs::openssl;
         let pem_path = pem.to_str().expect("a UTF-8 path");
         run(&["genrsa", "-traditional", "-out", pem_path, "2048"]);
         let der = run(&["rsa", "-in", pem_path, "-traditional", "-outform", "DER"]);
@@ -206,6 +195,14 @@ pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs())
+}
+
+/// A call's answer as a code and a message (empty when OK), for tables of refusals.
+pub fn code_of<T>(answer: Result<T, tonic::Status>) -> (tonic::Code, String) {
+    match answer {
+        Ok(_) => (tonic::Code::Ok, String::new()),
+        Err(status) => (status.code(), status.message().to_owned()),
+    }
 }
 
 /// `message` as a request bearing `token`, if any.
