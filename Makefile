@@ -78,5 +78,5 @@ test-faults: broker
 
 # The services under test run from their release binaries, pinned apart from the load.
 bench: broker
-	cargo build --release -p command-service -p query-service -p users-bench --bins
-	target/release/users-bench
+	cargo build --release -p command-service -p query-service -p bench --bins
+	target/release/bench

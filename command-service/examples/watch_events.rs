@@ -12,7 +12,7 @@ use rdkafka::{
     message::Headers,
 };
 use shared_proto::v1;
-use users_shared::{kafka, topics::Topics};
+use shared::{kafka, topics::Topics};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -8,7 +8,7 @@ use prometheus_client::registry::Registry;
 use shared_proto::v1::user_service_server::UserServiceServer;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use users_shared::{
+use shared::{
     db::{self, Pool},
     frontend::Frontend,
     grpc_metrics::GrpcMetricsLayer,

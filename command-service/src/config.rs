@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use users_shared::config::{
+use shared::config::{
     DatabaseArgs, HealthArgs, KafkaArgs, ShutdownArgs, TelemetryArgs, parse_duration,
 };
 
@@ -72,10 +72,10 @@ pub struct Config {
     pub health: HealthArgs,
 
     #[command(flatten)]
-    pub auth: users_shared::config::AuthArgs,
+    pub auth: shared::config::AuthArgs,
 
     #[command(flatten)]
-    pub grpc: users_shared::config::GrpcArgs,
+    pub grpc: shared::config::GrpcArgs,
 
     #[command(flatten)]
     pub shutdown: ShutdownArgs,
@@ -111,7 +111,7 @@ pub struct OutboxArgs {
 
 impl Config {
     /// The database of `DATABASE_URL`, reached as the database settings say.
-    pub fn database(&self) -> Result<users_shared::db::Database, users_shared::db::DbError> {
+    pub fn database(&self) -> Result<shared::db::Database, shared::db::DbError> {
         self.database.database(&self.database_url)
     }
 }

@@ -3,7 +3,7 @@
 use prost::Message;
 use shared_proto::v1;
 use time::OffsetDateTime;
-use users_shared::{auth::Caller, event_headers, timestamp, trace_context};
+use shared::{auth::Caller, event_headers, timestamp, trace_context};
 use uuid::Uuid;
 
 use crate::{domain::UpdatableField, outbox::OutboxEvent, user_record::UserRecord};

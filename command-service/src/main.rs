@@ -4,7 +4,7 @@ use command_service::{
     config::{Cli, Command},
 };
 use tokio_util::sync::CancellationToken;
-use users_shared::{http, shutdown, telemetry};
+use shared::{http, shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

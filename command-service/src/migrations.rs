@@ -1,6 +1,6 @@
 //! The write database's schema, from `migrations/write`.
 
-use users_shared::db::Migration;
+use shared::db::Migration;
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {

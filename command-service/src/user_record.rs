@@ -1,3 +1,3 @@
 //! A user as the write database holds it, without the password hash.
 
-pub use users_shared::user_state::UserState as UserRecord;
+pub use shared::user_state::UserState as UserRecord;

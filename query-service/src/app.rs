@@ -7,7 +7,7 @@ use prometheus_client::registry::Registry;
 use shared_proto::v1::user_service_server::UserServiceServer;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
-use users_shared::{
+use shared::{
     config::KafkaArgs,
     db::{self, Pool},
     frontend::Frontend,

@@ -18,7 +18,7 @@ use rdkafka::{
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use users_shared::{
+use shared::{
     kafka::{self, Cluster},
     topics::Topics,
 };

@@ -2,7 +2,7 @@
 
 use deadpool_postgres::PoolError;
 use tonic::Status;
-use users_shared::{db_failure::DbFailure, grpc_error::FieldViolations};
+use shared::{db_failure::DbFailure, grpc_error::FieldViolations};
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]

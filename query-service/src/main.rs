@@ -5,7 +5,7 @@ use query_service::{
     migrations, replay,
 };
 use tokio_util::sync::CancellationToken;
-use users_shared::{http, shutdown, telemetry};
+use shared::{http, shutdown, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -1,7 +1,7 @@
 //! The read database's schema, from `migrations/read`.
 
 use anyhow::Context;
-use users_shared::db::{self, Migration};
+use shared::db::{self, Migration};
 
 /// Creates the read database when missing and applies its migrations.
 pub async fn migrate(database: &db::Database) -> anyhow::Result<()> {

@@ -12,7 +12,7 @@ pub use name::PersonName;
 pub use nickname::Nickname;
 pub use password::Password;
 pub use update_mask::{UpdatableField, UpdateMask};
-pub use users_shared::country::CountryCode;
+pub use shared::country::CountryCode;
 
 /// A country that may be left unset (an empty string on the wire).
 pub fn optional_country(text: &str) -> Result<Option<CountryCode>, &'static str> {

@@ -1,5 +1,5 @@
 use shared_proto::v1::{CreateUserRequest, CreateUserResponse};
-use users_shared::grpc_error::FieldViolations;
+use shared::grpc_error::FieldViolations;
 use uuid::Uuid;
 
 use super::Commands;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use shared_proto::v1::{self, user_service_server::UserService};
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
-use users_shared::{db::Pool, grpc_error::owned_by};
+use shared::{db::Pool, grpc_error::owned_by};
 
 use crate::{
     error::CommandError, events::Origin, password_hasher::PasswordHasher, user_record::UserRecord,

@@ -1,5 +1,5 @@
 use shared_proto::v1::{UpdateUserRequest, UpdateUserResponse, User};
-use users_shared::grpc_error::{FieldViolations, parse_id};
+use shared::grpc_error::{FieldViolations, parse_id};
 use uuid::Uuid;
 
 use super::{Commands, check_version};

@@ -15,7 +15,7 @@ use rdkafka::{
     producer::{FutureRecord, Producer as _, future_producer::DeliveryFuture},
 };
 use tokio::sync::Notify;
-use users_shared::{
+use shared::{
     event_headers,
     kafka::{self, TopicError},
     timestamp,

@@ -24,7 +24,7 @@ use tokio::{
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
-use users_shared::{
+use shared::{
     db::Pool,
     db_failure::DbFailure,
     kafka::{Cluster, TopicError, TopicSettings},

@@ -205,7 +205,7 @@ async fn execute_for_rows<C: GenericClient>(
 
 #[cfg(test)]
 mod tests {
-    use users_shared::{db, db_failure::DbFailure};
+    use shared::{db, db_failure::DbFailure};
 
     use super::*;
     use testkit::test_support::TestDatabase;

@@ -138,7 +138,7 @@ pub async fn delete(tx: &Transaction<'_>, id: Uuid) -> Result<UserRecord, Comman
 }
 
 fn email_taken_or(error: tokio_postgres::Error) -> CommandError {
-    if users_shared::db::is_unique_violation(&error, EMAIL_KEY) {
+    if shared::db::is_unique_violation(&error, EMAIL_KEY) {
         CommandError::EmailTaken
     } else {
         error.into()

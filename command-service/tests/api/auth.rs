@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use shared_proto::v1;
 use tonic::Code;
-use users_shared::event_headers;
+use shared::event_headers;
 
 use crate::helpers::*;
 use testkit::{

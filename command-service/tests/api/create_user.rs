@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use shared_proto::v1::{self, UserCreatedEvent};
 use tonic::Code;
-use users_shared::{event_headers, topics};
+use shared::{event_headers, topics};
 
 use crate::helpers::*;
 

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use shared_proto::v1::{self, UserDeletedEvent};
 use tonic::Code;
-use users_shared::event_headers;
+use shared::event_headers;
 
 use crate::helpers::*;
 

@@ -6,10 +6,10 @@ use rdkafka::{Message, message::OwnedMessage};
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-use users_shared::{kafka, topics::Topics};
+use shared::{kafka, topics::Topics};
 use uuid::Uuid;
 
-pub use users_shared::kafka::header;
+pub use shared::kafka::header;
 
 pub use testkit::test_support::{
     EventReader, TestDatabase, field_violations as violations, nickname_update,
@@ -110,9 +110,9 @@ impl TestApp {
     /// Reads the events of this app's topics from the beginning.
     pub async fn events(&self) -> EventReader {
         kafka::ensure_topics(
-            &users_shared::kafka::Cluster::plaintext(self.brokers.to_owned()),
+            &shared::kafka::Cluster::plaintext(self.brokers.to_owned()),
             &self.topics.events(),
-            &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
+            &shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
         )
         .await
         .expect("topics exist");

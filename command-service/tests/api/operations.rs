@@ -29,14 +29,14 @@ async fn liveness_and_readiness_answer_on_the_http_port() {
     // `command-service healthcheck`, as a container runs it: this port, any address.
     let mut unspecified = app.http_addr;
     unspecified.set_ip(std::net::Ipv4Addr::UNSPECIFIED.into());
-    users_shared::http::check_readiness(unspecified)
+    shared::http::check_readiness(unspecified)
         .await
         .expect("ready");
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    assert!(users_shared::http::check_readiness(closed).await.is_err());
+    assert!(shared::http::check_readiness(closed).await.is_err());
 }
 
 #[tokio::test]

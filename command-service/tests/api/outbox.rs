@@ -2,7 +2,7 @@ use std::{collections::HashSet, time::Duration};
 
 use rdkafka::Message;
 use shared_proto::v1;
-use users_shared::{event_headers, topics::Topics};
+use shared::{event_headers, topics::Topics};
 
 use crate::helpers::*;
 use testkit::test_support::{PrivateBroker, http_get, parse_metrics, sample};
@@ -173,7 +173,7 @@ async fn an_outbox_row_of_an_unknown_event_type_is_parked_and_the_rest_flows() {
 #[tokio::test]
 async fn the_backlog_gauge_reads_a_bounded_part_of_a_large_outbox() {
     let db = TestDatabase::create().await;
-    let database = users_shared::db::Database::new(&db.url, None).unwrap();
+    let database = shared::db::Database::new(&db.url, None).unwrap();
     command_service::app::migrate(&database).await.unwrap();
     let client = db.client().await;
     client

@@ -6,7 +6,7 @@ use std::{
 
 use shared_proto::v1::user_service_client::UserServiceClient;
 use tonic::Code;
-use users_shared::{kafka, topics::Topics};
+use shared::{kafka, topics::Topics};
 
 use testkit::test_support;
 use uuid::Uuid;
@@ -28,9 +28,9 @@ async fn sigterm_during_a_stream_of_calls_exits_0_with_no_failed_call_or_lost_ev
     let topics = Topics::with_prefix(&prefix);
     let brokers = test_support::brokers();
     kafka::ensure_topics(
-        &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
+        &shared::kafka::Cluster::plaintext(brokers.to_owned()),
         &topics.events(),
-        &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
+        &shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
     )
     .await
     .unwrap();

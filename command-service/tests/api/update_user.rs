@@ -3,7 +3,7 @@ use std::time::Duration;
 use prost_types::FieldMask;
 use shared_proto::v1::{self, UserUpdatedEvent};
 use tonic::Code;
-use users_shared::event_headers;
+use shared::event_headers;
 
 use crate::helpers::*;
 

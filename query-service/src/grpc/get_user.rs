@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use shared_proto::v1::{GetUserRequest, GetUserResponse};
 use tokio::time::Instant;
-use users_shared::grpc_error::{FieldViolations, parse_id};
+use shared::grpc_error::{FieldViolations, parse_id};
 use uuid::Uuid;
 
 use super::Reads;

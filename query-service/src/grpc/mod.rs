@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use shared_proto::v1::{self, user_service_server::UserService};
 use tonic::{Request, Response, Status};
-use users_shared::{db::Pool, grpc_deadline, grpc_error::owned_by};
+use shared::{db::Pool, grpc_deadline, grpc_error::owned_by};
 
 pub use self::{page_cache::PageCache, shared_looks::SharedLooks};
 use crate::{cache::UserCache, page_token::PageTokens};

@@ -17,7 +17,7 @@ use futures::{
     future::{BoxFuture, Shared},
 };
 use prometheus_client::{metrics::counter::Counter, registry::Registry};
-use users_shared::{db::Pool, db_failure::DbFailure};
+use shared::{db::Pool, db_failure::DbFailure};
 use uuid::Uuid;
 
 use crate::{cache::CachedUser, view};
@@ -95,9 +95,9 @@ mod tests {
     async fn callers_that_ask_together_share_one_look() {
         // The maintenance database has no view: every look fails, after a round trip.
         let pool =
-            users_shared::db::Database::new("postgres://postgres@127.0.0.1:5432/postgres", None)
+            shared::db::Database::new("postgres://postgres@127.0.0.1:5432/postgres", None)
                 .unwrap()
-                .pool(4, users_shared::db::SessionLimits::NONE)
+                .pool(4, shared::db::SessionLimits::NONE)
                 .unwrap();
         let looks = SharedLooks::new(&mut Registry::default());
         let id = Uuid::now_v7();
@@ -114,9 +114,9 @@ mod tests {
     #[tokio::test]
     async fn a_look_whose_callers_all_left_still_ends_and_frees_its_connection() {
         let pool =
-            users_shared::db::Database::new("postgres://postgres@127.0.0.1:5432/postgres", None)
+            shared::db::Database::new("postgres://postgres@127.0.0.1:5432/postgres", None)
                 .unwrap()
-                .pool(1, users_shared::db::SessionLimits::NONE)
+                .pool(1, shared::db::SessionLimits::NONE)
                 .unwrap();
         let looks = SharedLooks::new(&mut Registry::default());
         // Each caller's deadline passes at its first wait: the look has started (it holds

@@ -11,7 +11,7 @@ use rdkafka::{
     util::Timeout,
 };
 use tokio_util::sync::CancellationToken;
-use users_shared::{
+use shared::{
     event_headers::{DLQ_ORIGIN_OFFSET, DLQ_ORIGIN_PARTITION, DLQ_ORIGIN_TOPIC, DLQ_REASON},
     kafka,
 };

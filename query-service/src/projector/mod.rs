@@ -23,7 +23,7 @@ use rdkafka::{
     message::OwnedMessage,
 };
 use tokio_util::sync::CancellationToken;
-use users_shared::{
+use shared::{
     db::Pool,
     event_headers,
     kafka::{self, Cluster},
@@ -271,7 +271,7 @@ impl Projector {
     async fn apply(
         &self,
         changes: &[(&OwnedMessage, UserChange)],
-    ) -> Result<Vec<view::Applied>, users_shared::db_failure::DbFailure> {
+    ) -> Result<Vec<view::Applied>, shared::db_failure::DbFailure> {
         let refs: Vec<&UserChange> = changes.iter().map(|(_, change)| change).collect();
         self.pool
             .run(async |client| {

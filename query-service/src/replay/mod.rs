@@ -21,7 +21,7 @@ use rdkafka::{
     consumer::{Consumer, StreamConsumer},
 };
 use tokio_util::sync::CancellationToken;
-use users_shared::{db, db_failure::DbFailure, db_pool, http, kafka, topics::Topics};
+use shared::{db, db_failure::DbFailure, db_pool, http, kafka, topics::Topics};
 use uuid::Uuid;
 
 use self::progress::{Phase, Progress, ReplayMetrics};

@@ -7,7 +7,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use users_shared::user_state::UserState;
+use shared::user_state::UserState;
 
 use crate::user_change::UserChange;
 
@@ -215,9 +215,9 @@ const PURGE_CHUNK: i64 = 10_000;
 /// projected yet. The purge lock is taken first, exclusively: a projector batch waits, then
 /// sees the ids (see `apply`).
 pub async fn purge_tombstones(
-    pool: &users_shared::db::Pool,
+    pool: &shared::db::Pool,
     retention: std::time::Duration,
-) -> Result<u64, users_shared::db_failure::DbFailure> {
+) -> Result<u64, shared::db_failure::DbFailure> {
     let mut purged = 0;
     loop {
         let count: i64 = pool
@@ -243,7 +243,7 @@ pub async fn purge_tombstones(
                     .await?
                     .get(0);
                 tx.commit().await?;
-                Ok::<_, users_shared::db_failure::DbFailure>(count)
+                Ok::<_, shared::db_failure::DbFailure>(count)
             })
             .await?;
         purged += count as u64;
@@ -255,8 +255,8 @@ pub async fn purge_tombstones(
 
 /// How many times a replay has swapped the read model in.
 pub async fn generation(
-    pool: &users_shared::db::Pool,
-) -> Result<i64, users_shared::db_failure::DbFailure> {
+    pool: &shared::db::Pool,
+) -> Result<i64, shared::db_failure::DbFailure> {
     pool.run(async |client| {
         let row = client
             .query_one("SELECT generation FROM read_model_generation", &[])

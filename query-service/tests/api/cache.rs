@@ -7,7 +7,7 @@ use prometheus_client::registry::Registry;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use shared_proto::v1;
 use tokio_util::sync::CancellationToken;
-use users_shared::{kafka, topics::Topics};
+use shared::{kafka, topics::Topics};
 
 use testkit::test_support::{self, http_get, parse_metrics, sample};
 use uuid::Uuid;
@@ -93,9 +93,9 @@ async fn a_cold_replica_that_rewinds_does_not_serve_an_old_version() {
     let topics = Topics::with_prefix(&prefix);
     // One partition per topic, so the rewind below reaches exactly what it should.
     kafka::ensure_topics(
-        &users_shared::kafka::Cluster::plaintext(test_support::brokers().to_owned()),
+        &shared::kafka::Cluster::plaintext(test_support::brokers().to_owned()),
         &topics.events(),
-        &users_shared::kafka::TopicSettings::fixed(1, 1),
+        &shared::kafka::TopicSettings::fixed(1, 1),
     )
     .await
     .unwrap();
@@ -153,9 +153,9 @@ async fn the_cache_feed_waits_for_its_topics_then_drops_what_changed() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(matches!(&*watch.borrow(), FeedState::Down(why) if why.contains("cannot start")));
     kafka::ensure_topics(
-        &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
+        &shared::kafka::Cluster::plaintext(brokers.to_owned()),
         &topics.events(),
-        &users_shared::kafka::TopicSettings::fixed(1, 1),
+        &shared::kafka::TopicSettings::fixed(1, 1),
     )
     .await
     .unwrap();
@@ -175,7 +175,7 @@ async fn the_cache_feed_waits_for_its_topics_then_drops_what_changed() {
             user: Some(Arc::new(user(id, 1, "Ada", "GB"))),
         },
     );
-    let producer: FutureProducer = users_shared::kafka::Cluster::plaintext(brokers.to_owned())
+    let producer: FutureProducer = shared::kafka::Cluster::plaintext(brokers.to_owned())
         .client_config("test")
         .create()
         .unwrap();

@@ -5,12 +5,12 @@ use prost::Message as _;
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-use users_shared::{event_headers, kafka, topics::Topics};
+use shared::{event_headers, kafka, topics::Topics};
 
 use testkit::test_support;
 use uuid::Uuid;
 
-pub use users_shared::kafka::header;
+pub use shared::kafka::header;
 
 pub use testkit::test_support::{
     EventReader, EventWriter, TestDatabase, field_violations as violations,
@@ -81,9 +81,9 @@ pub async fn start_query(
     let stop = CancellationToken::new();
     let task = tokio::spawn(app.run(stop.clone()));
     kafka::ensure_topics(
-        &users_shared::kafka::Cluster::plaintext(test_support::brokers().to_owned()),
+        &shared::kafka::Cluster::plaintext(test_support::brokers().to_owned()),
         &Topics::with_prefix(prefix).events(),
-        &users_shared::kafka::TopicSettings::fixed(partitions, 1),
+        &shared::kafka::TopicSettings::fixed(partitions, 1),
     )
     .await
     .expect("topics exist");

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use rdkafka::Message;
-use users_shared::event_headers;
+use shared::event_headers;
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -190,19 +190,19 @@ async fn a_projector_restarted_mid_stream_ends_with_the_same_view() {
     }));
 }
 
-fn app_topics(prefix: &str) -> users_shared::topics::Topics {
-    users_shared::topics::Topics::with_prefix(prefix)
+fn app_topics(prefix: &str) -> shared::topics::Topics {
+    shared::topics::Topics::with_prefix(prefix)
 }
 
 #[tokio::test]
 async fn a_position_inside_a_producer_batch_resumes_without_skipping_its_rest() {
     let brokers = testkit::test_support::brokers();
     let prefix = new_prefix();
-    let topics = users_shared::topics::Topics::with_prefix(&prefix);
-    users_shared::kafka::ensure_topics(
-        &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
+    let topics = shared::topics::Topics::with_prefix(&prefix);
+    shared::kafka::ensure_topics(
+        &shared::kafka::Cluster::plaintext(brokers.to_owned()),
         &topics.events(),
-        &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
+        &shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
     )
     .await
     .unwrap();

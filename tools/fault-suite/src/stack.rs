@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-use users_shared::{kafka, topics::Topics};
+use shared::{kafka, topics::Topics};
 
 use testkit::{
     test_proxy::FreezingProxy,
@@ -74,9 +74,9 @@ impl Stack {
             ensure_topics(&brokers, &prefix).await?;
             let topics = Topics::with_prefix(&prefix);
             kafka::ensure_topics(
-                &users_shared::kafka::Cluster::plaintext(brokers.clone()),
+                &shared::kafka::Cluster::plaintext(brokers.clone()),
                 &[&topics.dead_letter],
-                &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
+                &shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
             )
             .await
             .context("cannot create the dead-letter topic")?;
@@ -221,9 +221,9 @@ pub(crate) async fn ensure_topics(brokers: &str, prefix: &str) -> anyhow::Result
     let created = tokio::time::timeout(
         Duration::from_secs(30),
         kafka::ensure_topics(
-            &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
+            &shared::kafka::Cluster::plaintext(brokers.to_owned()),
             &topics.events(),
-            &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
+            &shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
         ),
     )
     .await

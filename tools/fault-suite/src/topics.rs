@@ -12,7 +12,7 @@ use rdkafka::{
     consumer::{BaseConsumer, Consumer, StreamConsumer},
     message::OwnedMessage,
 };
-use users_shared::{event_headers, kafka};
+use shared::{event_headers, kafka};
 use uuid::Uuid;
 
 /// Every record of `topics`: up to each partition's end as of the call, then until none has
@@ -23,7 +23,7 @@ pub(crate) async fn read_all(
     within: Duration,
 ) -> anyhow::Result<Vec<OwnedMessage>> {
     let partitions = kafka::partitions(
-        &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
+        &shared::kafka::Cluster::plaintext(brokers.to_owned()),
         topics,
     )
     .await

@@ -13,7 +13,7 @@ use rdkafka::{
 use tokio_postgres::{Client, NoTls};
 use uuid::Uuid;
 
-use users_shared::kafka::BrokerProbe;
+use shared::kafka::BrokerProbe;
 
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
@@ -38,8 +38,8 @@ pub fn brokers() -> String {
 }
 
 /// The test broker as a cluster (plain TCP, no authentication).
-pub fn cluster() -> users_shared::kafka::Cluster {
-    users_shared::kafka::Cluster::plaintext(brokers())
+pub fn cluster() -> shared::kafka::Cluster {
+    shared::kafka::Cluster::plaintext(brokers())
 }
 
 /// Fails the test, saying how to start one, when no broker answers. Checked once per binary.
@@ -47,7 +47,7 @@ pub fn require_broker() {
     static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
     let result = CHECKED.get_or_init(|| {
         let brokers = brokers();
-        BrokerProbe::new(&users_shared::kafka::Cluster::plaintext(&brokers))
+        BrokerProbe::new(&shared::kafka::Cluster::plaintext(&brokers))
             .map_err(|error| error.to_string())
             .and_then(|probe| probe.check(Duration::from_secs(5)))
             .map_err(|error| {
@@ -72,13 +72,13 @@ fn span_exporter() -> &'static InMemorySpanExporter {
     static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
     EXPORTER.get_or_init(|| {
         let exporter = InMemorySpanExporter::default();
-        let args = users_shared::config::TelemetryArgs {
-            log_format: users_shared::config::LogFormat::Text,
+        let args = shared::config::TelemetryArgs {
+            log_format: shared::config::LogFormat::Text,
             log_filter: std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".to_owned()),
             otlp_endpoint: None,
         };
         // Leaked on purpose: the subscriber lives as long as the test binary.
-        if let Ok(telemetry) = users_shared::telemetry::init_for_tests(&args, exporter.clone()) {
+        if let Ok(telemetry) = shared::telemetry::init_for_tests(&args, exporter.clone()) {
             std::mem::forget(telemetry);
         }
         exporter
@@ -226,8 +226,8 @@ impl TestDatabase {
         require_broker_on_blocking_thread().await;
         let name = format!("users_test_{}", Uuid::new_v4().simple());
         let url = format!("{SERVER}/{name}");
-        let database = users_shared::db::Database::new(&url, None).expect("a valid URL");
-        users_shared::db::ensure_database(&database)
+        let database = shared::db::Database::new(&url, None).expect("a valid URL");
+        shared::db::ensure_database(&database)
             .await
             .unwrap_or_else(|error| {
                 panic!("cannot create a test database on {SERVER} ({error}); is Postgres running?")

@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// Where a read's CPU goes (process names as /proc has them, at most 15 characters).
-const PROCESSES: &[&str] = &["query-service", "postgres", "users-bench"];
+const PROCESSES: &[&str] = &["query-service", "postgres", "bench"];
 
 const USERS: usize = 100_000;
 const HOT: usize = 1_000;

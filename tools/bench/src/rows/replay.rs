@@ -11,7 +11,7 @@ use rdkafka::{
     producer::{FutureProducer, FutureRecord},
 };
 use shared_proto::v1;
-use users_shared::{event_headers, kafka, topics::Topics};
+use shared::{event_headers, kafka, topics::Topics};
 
 use testkit::test_support;
 use uuid::Uuid;
@@ -26,9 +26,9 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let prefix = format!("{}.", unique("replay"));
     let topics = Topics::with_prefix(&prefix);
     kafka::ensure_topics(
-        &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
+        &shared::kafka::Cluster::plaintext(brokers.to_owned()),
         &topics.events(),
-        &users_shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
+        &shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
     )
     .await?;
     produce(&brokers, &topics, bench.replay_events).await?;
@@ -86,7 +86,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
 
 /// `count` creations of distinct users, as the relay would write them.
 async fn produce(brokers: &str, topics: &Topics, count: usize) -> anyhow::Result<()> {
-    let producer: FutureProducer = users_shared::kafka::Cluster::plaintext(brokers.to_owned())
+    let producer: FutureProducer = shared::kafka::Cluster::plaintext(brokers.to_owned())
         .client_config("bench-replay")
         .set("linger.ms", "5")
         .set("batch.num.messages", "1000")
@@ -147,7 +147,7 @@ async fn produce(brokers: &str, topics: &Topics, count: usize) -> anyhow::Result
 /// Reads every partition of the event topics from the start until it has read `count`
 /// records (tansu's reported ends fall short of each partition's last batch).
 async fn read_all(brokers: &str, topics: &Topics, count: usize) -> anyhow::Result<()> {
-    let consumer: StreamConsumer = users_shared::kafka::Cluster::plaintext(brokers.to_owned())
+    let consumer: StreamConsumer = shared::kafka::Cluster::plaintext(brokers.to_owned())
         .client_config("bench-bare-consumer")
         .set("group.id", unique("bare"))
         .set("enable.auto.commit", "false")

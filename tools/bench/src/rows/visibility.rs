@@ -26,7 +26,7 @@ const PROCESSES: &[&str] = &[
     "query-service",
     "postgres",
     "tansu",
-    "users-bench",
+    "bench",
 ];
 
 const USERS: usize = 100;

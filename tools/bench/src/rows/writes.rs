@@ -17,7 +17,7 @@ use argon2::{
 };
 use password_hash::rand_core::OsRng;
 use shared_proto::v1;
-use users_shared::{event_headers, kafka, topics::Topics};
+use shared::{event_headers, kafka, topics::Topics};
 
 use testkit::test_support::{self, EventReader, TestDatabase, nickname_update};
 use uuid::Uuid;
@@ -32,7 +32,7 @@ use crate::{
 };
 
 /// Where a write's CPU goes (process names as /proc has them, at most 15 characters).
-const PROCESSES: &[&str] = &["command-servic", "postgres", "tansu", "users-bench"];
+const PROCESSES: &[&str] = &["command-servic", "postgres", "tansu", "bench"];
 
 pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let db = TestDatabase::create().await;
@@ -246,9 +246,9 @@ async fn commit_to_broker(
     let brokers = test_support::brokers();
     let topics = Topics::with_prefix(prefix);
     kafka::ensure_topics(
-        &users_shared::kafka::Cluster::plaintext(brokers.to_owned()),
+        &shared::kafka::Cluster::plaintext(brokers.to_owned()),
         &topics.events(),
-        &users_shared::kafka::TopicSettings::fixed(3, 1),
+        &shared::kafka::TopicSettings::fixed(3, 1),
     )
     .await?;
     let mut reader =

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use shared_proto::v1;
-use users_shared::event_headers;
+use shared::event_headers;
 
 use testkit::test_support::{EventWriter, TestDatabase};
 use uuid::Uuid;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use prost::Message as _;
 use rdkafka::Message;
 use shared_proto::v1;
-use users_shared::{event_headers, kafka};
+use shared::{event_headers, kafka};
 
 use testkit::test_support::EventWriter;
 use uuid::Uuid;

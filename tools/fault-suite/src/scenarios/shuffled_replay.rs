@@ -9,7 +9,7 @@ use rdkafka::{
     Message,
     message::{Headers, OwnedMessage},
 };
-use users_shared::{event_headers, kafka};
+use shared::{event_headers, kafka};
 
 use testkit::test_support::{EventWriter, TestDatabase};
 use uuid::Uuid;
@@ -217,7 +217,7 @@ async fn diagnose(
         "the fresh projector handled {handled} events ({dead} dead-lettered); projector_lag sums to {lag}"
     ));
     let have = models::read_model(fresh_db).await?;
-    let topics = users_shared::topics::Topics::with_prefix(prefix);
+    let topics = shared::topics::Topics::with_prefix(prefix);
     let records = topics::read_all(brokers, &topics.events(), Duration::from_secs(60)).await?;
     for (id, want) in original {
         let got = have.get(id).map_or(0, |row| row.version);
