@@ -11,8 +11,9 @@ use rdkafka::{
     consumer::{Consumer, StreamConsumer},
     message::Headers,
 };
+use shared::kafka;
+use shared_proto::topics::Topics;
 use shared_proto::v1;
-use shared::{kafka, topics::Topics};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

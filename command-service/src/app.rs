@@ -5,17 +5,17 @@ use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
-use shared_proto::v1::user_service_server::UserServiceServer;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use shared::{
     db::{self, Pool},
     frontend::Frontend,
     grpc_metrics::GrpcMetricsLayer,
     grpc_server::{self, Gate},
     pg_listen, readiness,
-    topics::Topics,
 };
+use shared_proto::topics::Topics;
+use shared_proto::v1::user_service_server::UserServiceServer;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Config,

@@ -1,12 +1,14 @@
 //! The event each change produces, ready for the outbox.
 
 use prost::Message;
+use shared::{auth::Caller, trace_context};
 use shared_proto::v1;
+use shared_proto::{event_headers, timestamp};
 use time::OffsetDateTime;
-use shared::{auth::Caller, event_headers, timestamp, trace_context};
 use uuid::Uuid;
 
-use crate::{domain::UpdatableField, outbox::OutboxEvent, user_record::UserRecord};
+use crate::{domain::UpdatableField, outbox::OutboxEvent};
+use shared_proto::user_state::UserState;
 
 /// Where a change comes from: the trace it joins (`trace_context::outbox_traceparent`) and
 /// who made it; each event carries both.
@@ -25,7 +27,7 @@ impl Origin {
     }
 }
 
-pub fn user_created(user: &UserRecord, origin: Origin) -> OutboxEvent {
+pub fn user_created(user: &UserState, origin: Origin) -> OutboxEvent {
     let event = v1::UserCreatedEvent {
         user: Some(user.to_proto()),
     };
@@ -38,7 +40,7 @@ pub fn user_created(user: &UserRecord, origin: Origin) -> OutboxEvent {
     )
 }
 
-pub fn user_updated(user: &UserRecord, changed: &[UpdatableField], origin: Origin) -> OutboxEvent {
+pub fn user_updated(user: &UserState, changed: &[UpdatableField], origin: Origin) -> OutboxEvent {
     let event = v1::UserUpdatedEvent {
         user: Some(user.to_proto()),
         changed_fields: changed
@@ -56,7 +58,7 @@ pub fn user_updated(user: &UserRecord, changed: &[UpdatableField], origin: Origi
 }
 
 /// `last` is the user's final state: its version and `updated_at` are those of the deletion.
-pub fn user_deleted(last: &UserRecord, origin: Origin) -> OutboxEvent {
+pub fn user_deleted(last: &UserState, origin: Origin) -> OutboxEvent {
     let event = v1::UserDeletedEvent {
         user: Some(last.to_proto()),
         deleted_at: Some(timestamp::to_proto(last.updated_at)),
@@ -72,7 +74,7 @@ pub fn user_deleted(last: &UserRecord, origin: Origin) -> OutboxEvent {
 
 fn outbox_event(
     event_type: &'static str,
-    user: &UserRecord,
+    user: &UserState,
     occurred_at: OffsetDateTime,
     payload: Vec<u8>,
     origin: Origin,

@@ -10,4 +10,3 @@ pub mod migrations;
 pub mod outbox;
 pub mod password_hasher;
 pub mod store;
-pub mod user_record;

@@ -3,8 +3,8 @@ use command_service::{
     app::{self, App},
     config::{Cli, Command},
 };
-use tokio_util::sync::CancellationToken;
 use shared::{http, shutdown, telemetry};
+use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -1,12 +1,10 @@
 //! Startup: everything is built and bound in `App::build`, so tests run the real service on
 //! port 0; `App::run` serves until the stop token is cancelled, then drains.
 
+use shared::backoff::Backoff;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use prometheus_client::registry::Registry;
-use shared_proto::v1::user_service_server::UserServiceServer;
-use tokio::sync::{Notify, watch};
-use tokio_util::sync::CancellationToken;
 use shared::{
     config::KafkaArgs,
     db::{self, Pool},
@@ -16,8 +14,11 @@ use shared::{
     health::Need,
     kafka::{self, Cluster},
     pg_listen, readiness,
-    topics::Topics,
 };
+use shared_proto::topics::Topics;
+use shared_proto::v1::user_service_server::UserServiceServer;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     cache::UserCache,
@@ -296,7 +297,7 @@ async fn ensure_topics(
         retention: kafka::Retention::Forever,
         ..events
     };
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         let created = match kafka::ensure_topics(cluster, &topics.events(), &events).await {
             Ok(()) => kafka::ensure_topics(cluster, &[&topics.dead_letter], &dead_letters).await,
@@ -305,13 +306,11 @@ async fn ensure_topics(
         match created {
             Ok(()) => return true,
             Err(error) => {
-                tracing::error!(%error, retry_in = ?backoff, "cannot create the topics; the projector waits")
+                tracing::error!(%error, retry_in = ?backoff.upcoming(), "cannot create the topics; the projector waits")
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.cancelled() => return false,
+        if !backoff.sleep(shutdown).await {
+            return false;
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }

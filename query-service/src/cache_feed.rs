@@ -8,6 +8,7 @@
 //! and takes up partitions added later. Its state is a readiness check of its own: degraded,
 //! never failing, since reads stay correct up to `CACHE_TTL` without it.
 
+use shared::backoff::Backoff;
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use futures::FutureExt;
@@ -16,12 +17,10 @@ use rdkafka::{
     consumer::{Consumer, StreamConsumer},
     error::KafkaError,
 };
+use shared::kafka::{self, Cluster};
+use shared_proto::topics::Topics;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use shared::{
-    kafka::{self, Cluster},
-    topics::Topics,
-};
 use uuid::Uuid;
 
 use crate::{cache::UserCache, user_change::UserChange};
@@ -59,20 +58,18 @@ pub async fn run(
     fetch_wait: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let (consumer, mut assigned) = loop {
         match start(&cluster, &topics, fetch_wait).await {
             Ok(started) => break started,
             Err(error) => {
-                tracing::warn!(%error, retry_in = ?backoff, "cache feed cannot start yet");
+                tracing::warn!(%error, retry_in = ?backoff.upcoming(), "cache feed cannot start yet");
                 state.send_replace(FeedState::Down(format!("cannot start: {error}")));
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.cancelled() => return,
+        if !backoff.sleep(&shutdown).await {
+            return;
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     };
     cache.clear();
     state.send_replace(FeedState::Listening);

@@ -1,8 +1,8 @@
 //! Every way a query can fail, and the one place each becomes a gRPC status.
 
 use deadpool_postgres::PoolError;
-use tonic::Status;
 use shared::{db_failure::DbFailure, grpc_error::FieldViolations};
+use tonic::Status;
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]

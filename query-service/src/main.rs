@@ -4,8 +4,8 @@ use query_service::{
     config::{Cli, Command},
     migrations, replay,
 };
-use tokio_util::sync::CancellationToken;
 use shared::{http, shutdown, telemetry};
+use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -3,7 +3,7 @@
 
 use prost::Message;
 use shared_proto::v1;
-use shared::{timestamp, topics::Topics, user_state::UserState};
+use shared_proto::{timestamp, topics::Topics, user_state::UserState};
 use uuid::Uuid;
 
 /// The state of one user after one change.

@@ -1,7 +1,9 @@
-//! The `user.v1` contract shared by command-service, query-service and their clients.
+//! The `user.v1` contract shared by command-service, query-service and their clients: the
+//! protobuf messages and services, the topics the events travel on, the headers each event
+//! carries, and the user's stored shape.
 
-#![allow(unreachable_pub, clippy::all)]
-
+// Generated code.
+#[allow(unreachable_pub, clippy::all)]
 pub mod user {
     pub mod v1 {
         tonic::include_proto!("user.v1");
@@ -14,4 +16,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("user
 pub use user::v1;
 
 pub mod codec;
+pub mod event_headers;
 mod redacted;
+pub mod timestamp;
+pub mod topics;
+pub mod user_state;

@@ -1,13 +1,15 @@
-//! What command-service and query-service both need, written once.
+//! The runtime plumbing command-service and query-service both need, written once. What
+//! travels on the wire (protos, topics, event headers, the user's stored shape) is in
+//! shared-proto.
 
 pub mod auth;
+pub mod backoff;
 pub mod config;
 pub mod country;
 pub mod db;
 pub mod db_failure;
 pub mod db_pool;
 pub mod db_tls;
-pub mod event_headers;
 pub mod frontend;
 pub mod grpc_deadline;
 pub mod grpc_error;
@@ -22,7 +24,5 @@ pub mod pg_listen;
 pub mod readiness;
 pub mod shutdown;
 pub mod telemetry;
-pub mod timestamp;
-pub mod topics;
 pub mod trace_context;
-pub mod user_state;
+pub mod user_row;

@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::Database;
+use crate::{backoff::Backoff, db::Database};
 
 /// How often the listening connection is asked to answer, and how long it has to: a
 /// connection that went silent without closing (keepalives answered by a proxy that
@@ -34,19 +34,17 @@ pub fn spawn_listener(
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         while !shutdown.is_cancelled() {
             match listen(&database, channel, &wake, &shutdown).await {
                 Ok(()) => return,
                 Err(error) => {
-                    tracing::warn!(%error, channel, retry_in = ?backoff, "LISTEN connection lost");
+                    tracing::warn!(%error, channel, retry_in = ?backoff.upcoming(), "LISTEN connection lost");
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.cancelled() => return,
+            if !backoff.sleep(&shutdown).await {
+                return;
             }
-            backoff = (backoff * 2).min(Duration::from_secs(10));
         }
     })
 }

@@ -11,8 +11,8 @@ pub use email::Email;
 pub use name::PersonName;
 pub use nickname::Nickname;
 pub use password::Password;
-pub use update_mask::{UpdatableField, UpdateMask};
 pub use shared::country::CountryCode;
+pub use update_mask::{UpdatableField, UpdateMask};
 
 /// A country that may be left unset (an empty string on the wire).
 pub fn optional_country(text: &str) -> Result<Option<CountryCode>, &'static str> {

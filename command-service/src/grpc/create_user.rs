@@ -1,5 +1,5 @@
-use shared_proto::v1::{CreateUserRequest, CreateUserResponse};
 use shared::grpc_error::FieldViolations;
+use shared_proto::v1::{CreateUserRequest, CreateUserResponse};
 use uuid::Uuid;
 
 use super::Commands;

@@ -1,5 +1,5 @@
-use shared_proto::v1::{DeleteUserRequest, DeleteUserResponse};
 use shared::grpc_error::{FieldViolations, parse_id};
+use shared_proto::v1::{DeleteUserRequest, DeleteUserResponse};
 
 use super::{Commands, check_version};
 use crate::{error::CommandError, events, events::Origin, outbox, store};

@@ -6,14 +6,13 @@ mod update_user;
 
 use std::sync::Arc;
 
+use shared::{db::Pool, grpc_error::owned_by};
 use shared_proto::v1::{self, user_service_server::UserService};
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
-use shared::{db::Pool, grpc_error::owned_by};
 
-use crate::{
-    error::CommandError, events::Origin, password_hasher::PasswordHasher, user_record::UserRecord,
-};
+use crate::{error::CommandError, events::Origin, password_hasher::PasswordHasher};
+use shared_proto::user_state::UserState;
 
 /// What every command handler needs.
 #[derive(Clone)]
@@ -86,7 +85,7 @@ impl UserService for CommandService {
 }
 
 /// ABORTED unless the user is at the version the caller expected.
-fn check_version(user: &UserRecord, expected: Option<u64>) -> Result<(), CommandError> {
+fn check_version(user: &UserState, expected: Option<u64>) -> Result<(), CommandError> {
     match expected {
         Some(expected) if user.version as u64 != expected => Err(CommandError::VersionMismatch {
             id: user.id,

@@ -1,5 +1,5 @@
-use shared_proto::v1::{UpdateUserRequest, UpdateUserResponse, User};
 use shared::grpc_error::{FieldViolations, parse_id};
+use shared_proto::v1::{UpdateUserRequest, UpdateUserResponse, User};
 use uuid::Uuid;
 
 use super::{Commands, check_version};
@@ -8,8 +8,8 @@ use crate::{
     error::CommandError,
     events::{self, Origin},
     store::{self, UserValues},
-    user_record::UserRecord,
 };
+use shared_proto::user_state::UserState;
 
 /// A validated update: the new value of every field the mask names.
 #[derive(Debug, Default)]
@@ -58,7 +58,7 @@ pub(super) async fn handle(
                     // Nothing differs: no new version, no event.
                     return Ok(Updated::Unchanged(current));
                 }
-                let updated = UserRecord {
+                let updated = UserState {
                     id,
                     first_name: values.first_name,
                     last_name: values.last_name,
@@ -101,9 +101,9 @@ pub(super) async fn handle(
 /// What an update came to.
 enum Updated {
     /// Nothing differed: no new version, no event.
-    Unchanged(UserRecord),
+    Unchanged(UserState),
     /// Written, with the names of the fields that changed.
-    Changed(UserRecord, Vec<UpdatableField>),
+    Changed(UserState, Vec<UpdatableField>),
 }
 
 /// How many times an update is computed again after other calls changed the user first.
@@ -158,7 +158,7 @@ fn validate(request: &UpdateUserRequest) -> Result<(Uuid, Changes), FieldViolati
 /// The values after the update and the fields whose value really changes. A new password
 /// always counts as a change: its hash cannot be compared.
 fn apply(
-    current: &UserRecord,
+    current: &UserState,
     changes: &Changes,
     password_hash: Option<String>,
 ) -> (UserValues, Vec<UpdatableField>) {
@@ -213,8 +213,8 @@ mod tests {
 
     use super::*;
 
-    fn current() -> UserRecord {
-        UserRecord {
+    fn current() -> UserState {
+        UserState {
             id: Uuid::now_v7(),
             first_name: "Ada".into(),
             last_name: "Lovelace".into(),

@@ -14,12 +14,9 @@ use rdkafka::{
     message::{Header, OwnedHeaders},
     producer::{FutureRecord, Producer as _, future_producer::DeliveryFuture},
 };
+use shared::kafka::{self, TopicError};
+use shared_proto::{event_headers, timestamp};
 use tokio::sync::Notify;
-use shared::{
-    event_headers,
-    kafka::{self, TopicError},
-    timestamp,
-};
 
 use super::{RelayConfig, table::Claimed};
 

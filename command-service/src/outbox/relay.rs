@@ -18,18 +18,18 @@ use std::{
 
 use deadpool_postgres::PoolError;
 use rdkafka::error::KafkaError;
+use shared::{
+    db::Pool,
+    db_failure::DbFailure,
+    kafka::{Cluster, TopicError, TopicSettings},
+};
+use shared_proto::topics::Topics;
 use time::OffsetDateTime;
 use tokio::{
     sync::{Notify, mpsc},
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
-use shared::{
-    db::Pool,
-    db_failure::DbFailure,
-    kafka::{Cluster, TopicError, TopicSettings},
-    topics::Topics,
-};
 use uuid::Uuid;
 
 use super::{RelayMetrics, publisher::Publisher, table};

@@ -9,8 +9,9 @@ use crate::{
     domain::{CountryCode, Email, Nickname, PersonName},
     error::CommandError,
     outbox::OutboxEvent,
-    user_record::UserRecord,
 };
+use shared::user_row::FromUserRow;
+use shared_proto::user_state::UserState;
 
 /// The constraint behind case-insensitive email uniqueness (migrations/write).
 const EMAIL_KEY: &str = "users_email_key";
@@ -39,7 +40,7 @@ pub async fn insert(
     tx: &Transaction<'_>,
     user: &NewUser,
     password_hash: &str,
-) -> Result<UserRecord, CommandError> {
+) -> Result<UserState, CommandError> {
     let insert = tx
         .prepare_cached(include_str!("sql/insert_user.sql"))
         .await?;
@@ -59,15 +60,15 @@ pub async fn insert(
         )
         .await
         .map_err(email_taken_or)?;
-    Ok(UserRecord::from_row(&row))
+    Ok(UserState::from_row(&row))
 }
 
 /// The user, locked until the transaction ends.
-pub async fn lock(tx: &Transaction<'_>, id: Uuid) -> Result<UserRecord, CommandError> {
+pub async fn lock(tx: &Transaction<'_>, id: Uuid) -> Result<UserState, CommandError> {
     let select = tx.prepare_cached(include_str!("sql/lock_user.sql")).await?;
     tx.query_opt(&select, &[&id])
         .await?
-        .map(|row| UserRecord::from_row(&row))
+        .map(|row| UserState::from_row(&row))
         .ok_or(CommandError::NotFound(id))
 }
 
@@ -75,7 +76,7 @@ pub async fn lock(tx: &Transaction<'_>, id: Uuid) -> Result<UserRecord, CommandE
 pub async fn read<C: GenericClient>(
     client: &C,
     id: Uuid,
-) -> Result<(UserRecord, OffsetDateTime), CommandError> {
+) -> Result<(UserState, OffsetDateTime), CommandError> {
     let select = client
         .prepare_cached(include_str!("sql/read_user.sql"))
         .await?;
@@ -83,7 +84,7 @@ pub async fn read<C: GenericClient>(
         .query_opt(&select, &[&id])
         .await?
         .ok_or(CommandError::NotFound(id))?;
-    Ok((UserRecord::from_row(&row), row.get(9)))
+    Ok((UserState::from_row(&row), row.get(9)))
 }
 
 /// Writes `updated` (the next version of a user read at `updated.version - 1`) and queues
@@ -91,7 +92,7 @@ pub async fn read<C: GenericClient>(
 /// was changed meanwhile: nothing was written.
 pub async fn update_with_event<C: GenericClient>(
     client: &C,
-    updated: &UserRecord,
+    updated: &UserState,
     password_hash: Option<&str>,
     event: &OutboxEvent,
     notify: bool,
@@ -127,13 +128,13 @@ pub async fn update_with_event<C: GenericClient>(
 }
 
 /// Deletes the user and returns its last state, versioned and timed as the deletion.
-pub async fn delete(tx: &Transaction<'_>, id: Uuid) -> Result<UserRecord, CommandError> {
+pub async fn delete(tx: &Transaction<'_>, id: Uuid) -> Result<UserState, CommandError> {
     let delete = tx
         .prepare_cached(include_str!("sql/delete_user.sql"))
         .await?;
     tx.query_opt(&delete, &[&id])
         .await?
-        .map(|row| UserRecord::from_row(&row))
+        .map(|row| UserState::from_row(&row))
         .ok_or(CommandError::NotFound(id))
 }
 

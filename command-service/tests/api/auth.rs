@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use clap::Parser;
+use shared_proto::event_headers;
 use shared_proto::v1;
 use tonic::Code;
-use shared::event_headers;
 
 use crate::helpers::*;
 use testkit::{

@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
+use shared_proto::event_headers;
 use shared_proto::v1;
-use shared::event_headers;
 
 use testkit::test_support::{PrivateBroker, http_get, parse_metrics, sample};
 use tonic_health::pb::{

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use shared_proto::v1::{self, UserCreatedEvent};
+use shared_proto::{event_headers, topics};
 use tonic::Code;
-use shared::{event_headers, topics};
 
 use crate::helpers::*;
 

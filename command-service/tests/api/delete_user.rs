@@ -1,8 +1,8 @@
 use std::time::Duration;
 
+use shared_proto::event_headers;
 use shared_proto::v1::{self, UserDeletedEvent};
 use tonic::Code;
-use shared::event_headers;
 
 use crate::helpers::*;
 

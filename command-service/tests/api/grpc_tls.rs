@@ -3,9 +3,9 @@
 
 use std::{path::Path, time::Duration};
 
+use shared_proto::event_headers;
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-use shared::event_headers;
 
 use crate::helpers::*;
 use testkit::{

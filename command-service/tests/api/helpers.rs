@@ -3,10 +3,11 @@ use std::sync::Arc;
 use clap::Parser;
 use command_service::{app::App, config::Cli, outbox::Relay};
 use rdkafka::{Message, message::OwnedMessage};
+use shared::kafka;
+use shared_proto::topics::Topics;
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-use shared::{kafka, topics::Topics};
 use uuid::Uuid;
 
 pub use shared::kafka::header;

@@ -2,7 +2,7 @@ use std::{collections::HashSet, time::Duration};
 
 use rdkafka::Message;
 use shared_proto::v1;
-use shared::{event_headers, topics::Topics};
+use shared_proto::{event_headers, topics::Topics};
 
 use crate::helpers::*;
 use testkit::test_support::{PrivateBroker, http_get, parse_metrics, sample};

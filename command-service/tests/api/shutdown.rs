@@ -4,9 +4,10 @@ use std::{
     time::Duration,
 };
 
+use shared::kafka;
+use shared_proto::topics::Topics;
 use shared_proto::v1::user_service_client::UserServiceClient;
 use tonic::Code;
-use shared::{kafka, topics::Topics};
 
 use testkit::test_support;
 use uuid::Uuid;

@@ -44,7 +44,7 @@ async fn a_service_forbidden_to_create_topics_publishes_once_they_are_made_for_i
 #[tokio::test]
 async fn a_topic_made_with_other_settings_than_the_services_is_refused_by_name() {
     let prefix = new_prefix();
-    let topics = shared::topics::Topics::with_prefix(&prefix);
+    let topics = shared_proto::topics::Topics::with_prefix(&prefix);
     kafka::ensure_topics(
         &test_support::cluster(),
         &topics.events(),

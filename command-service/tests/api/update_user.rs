@@ -1,9 +1,9 @@
 use std::time::Duration;
 
 use prost_types::FieldMask;
+use shared_proto::event_headers;
 use shared_proto::v1::{self, UserUpdatedEvent};
 use tonic::Code;
-use shared::event_headers;
 
 use crate::helpers::*;
 

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
+use shared::grpc_error::{FieldViolations, parse_id};
 use shared_proto::v1::{GetUserRequest, GetUserResponse};
 use tokio::time::Instant;
-use shared::grpc_error::{FieldViolations, parse_id};
 use uuid::Uuid;
 
 use super::Reads;

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
-use shared_proto::v1::{ListUsersRequest, ListUsersResponse};
 use shared::{country::CountryCode, grpc_error::FieldViolations};
+use shared_proto::v1::{ListUsersRequest, ListUsersResponse};
 
 use super::{Reads, page_cache::PageKey};
 use crate::{error::QueryError, page_token, view};

@@ -7,9 +7,9 @@ mod shared_looks;
 
 use std::time::Duration;
 
+use shared::{db::Pool, grpc_deadline, grpc_error::owned_by};
 use shared_proto::v1::{self, user_service_server::UserService};
 use tonic::{Request, Response, Status};
-use shared::{db::Pool, grpc_deadline, grpc_error::owned_by};
 
 pub use self::{page_cache::PageCache, shared_looks::SharedLooks};
 use crate::{cache::UserCache, page_token::PageTokens};

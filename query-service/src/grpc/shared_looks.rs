@@ -94,11 +94,10 @@ mod tests {
     #[tokio::test]
     async fn callers_that_ask_together_share_one_look() {
         // The maintenance database has no view: every look fails, after a round trip.
-        let pool =
-            shared::db::Database::new("postgres://postgres@127.0.0.1:5432/postgres", None)
-                .unwrap()
-                .pool(4, shared::db::SessionLimits::NONE)
-                .unwrap();
+        let pool = shared::db::Database::new("postgres://postgres@127.0.0.1:5432/postgres", None)
+            .unwrap()
+            .pool(4, shared::db::SessionLimits::NONE)
+            .unwrap();
         let looks = SharedLooks::new(&mut Registry::default());
         let id = Uuid::now_v7();
         let together: Vec<_> = (0..100).map(|_| looks.look(&pool, id)).collect();
@@ -113,11 +112,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_look_whose_callers_all_left_still_ends_and_frees_its_connection() {
-        let pool =
-            shared::db::Database::new("postgres://postgres@127.0.0.1:5432/postgres", None)
-                .unwrap()
-                .pool(1, shared::db::SessionLimits::NONE)
-                .unwrap();
+        let pool = shared::db::Database::new("postgres://postgres@127.0.0.1:5432/postgres", None)
+            .unwrap()
+            .pool(1, shared::db::SessionLimits::NONE)
+            .unwrap();
         let looks = SharedLooks::new(&mut Registry::default());
         // Each caller's deadline passes at its first wait: the look has started (it holds
         // the pool's one connection, or is opening it) and nobody waits for it any more.

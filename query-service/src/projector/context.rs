@@ -1,5 +1,6 @@
 //! The projector consumer's callbacks: where to resume a partition it is assigned.
 
+use shared::backoff::Backoff;
 use std::{
     sync::{
         Arc,
@@ -33,22 +34,21 @@ impl ProjectorContext {
         consumer: &BaseConsumer<Self>,
         assigned: &TopicPartitionList,
     ) -> Option<TopicPartitionList> {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
             match self.rewound(consumer, assigned) {
                 Ok(resume) => return Some(resume),
                 Err(error) => {
-                    tracing::warn!(%error, retry_in = ?backoff, "cannot read committed offsets; retrying before resuming")
+                    tracing::warn!(%error, retry_in = ?backoff.upcoming(), "cannot read committed offsets; retrying before resuming")
                 }
             }
-            let until = std::time::Instant::now() + backoff;
+            let until = std::time::Instant::now() + backoff.next_wait();
             while std::time::Instant::now() < until {
                 if self.stopping.load(Ordering::Acquire) {
                     return None;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 

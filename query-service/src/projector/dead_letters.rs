@@ -1,6 +1,7 @@
 //! Records the projector cannot decode go to the dead-letter topic, whole, with why and
 //! where they came from, so the projector can go on.
 
+use shared::backoff::Backoff;
 use std::time::Duration;
 
 use rdkafka::{
@@ -10,11 +11,11 @@ use rdkafka::{
     producer::FutureRecord,
     util::Timeout,
 };
-use tokio_util::sync::CancellationToken;
-use shared::{
-    event_headers::{DLQ_ORIGIN_OFFSET, DLQ_ORIGIN_PARTITION, DLQ_ORIGIN_TOPIC, DLQ_REASON},
-    kafka,
+use shared::kafka;
+use shared_proto::event_headers::{
+    DLQ_ORIGIN_OFFSET, DLQ_ORIGIN_PARTITION, DLQ_ORIGIN_TOPIC, DLQ_REASON,
 };
+use tokio_util::sync::CancellationToken;
 
 pub struct DeadLetters {
     producer: kafka::Producer,
@@ -44,7 +45,7 @@ impl DeadLetters {
         tracing::warn!(topic = record.topic(), partition = record.partition(), offset = record.offset(), %reason, "dead-lettering an undecodable record");
         let partition = record.partition().to_string();
         let offset = record.offset().to_string();
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::standard();
         loop {
             let mut headers = OwnedHeaders::new();
             if let Some(original) = record.headers() {
@@ -86,12 +87,10 @@ impl DeadLetters {
             {
                 Ok(_) => return true,
                 Err((error, _)) => {
-                    tracing::warn!(%error, retry_in = ?backoff, "cannot write to the dead-letter topic");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.cancelled() => return false,
+                    tracing::warn!(%error, retry_in = ?backoff.upcoming(), "cannot write to the dead-letter topic");
+                    if !backoff.sleep(shutdown).await {
+                        return false;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }

@@ -11,6 +11,7 @@ mod lag;
 mod metrics;
 mod records;
 
+use shared::backoff::Backoff;
 use std::{
     sync::{Arc, atomic::AtomicBool},
     time::Duration,
@@ -22,14 +23,13 @@ use rdkafka::{
     error::KafkaResult,
     message::OwnedMessage,
 };
-use tokio_util::sync::CancellationToken;
 use shared::{
     db::Pool,
-    event_headers,
     kafka::{self, Cluster},
-    topics::Topics,
     trace_context,
 };
+use shared_proto::{event_headers, topics::Topics};
+use tokio_util::sync::CancellationToken;
 
 use self::{
     context::ProjectorContext,
@@ -203,18 +203,16 @@ impl Projector {
             }
         }
 
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::standard();
         let applied = loop {
             match self.apply(&changes).await {
                 Ok(applied) => break applied,
                 Err(error) => {
                     self.metrics.errors.inc();
-                    tracing::warn!(%error, retry_in = ?backoff, "projector cannot write the view; paused");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.cancelled() => return false,
+                    tracing::warn!(%error, retry_in = ?backoff.upcoming(), "projector cannot write the view; paused");
+                    if !backoff.sleep(shutdown).await {
+                        return false;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         };

@@ -20,8 +20,9 @@ use rdkafka::{
     Message, Offset, TopicPartitionList,
     consumer::{Consumer, StreamConsumer},
 };
+use shared::{db, db_failure::DbFailure, db_pool, http, kafka};
+use shared_proto::topics::Topics;
 use tokio_util::sync::CancellationToken;
-use shared::{db, db_failure::DbFailure, db_pool, http, kafka, topics::Topics};
 use uuid::Uuid;
 
 use self::progress::{Phase, Progress, ReplayMetrics};

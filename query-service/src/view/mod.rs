@@ -7,7 +7,8 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use shared::user_state::UserState;
+use shared::user_row::FromUserRow;
+use shared_proto::user_state::UserState;
 
 use crate::user_change::UserChange;
 
@@ -254,9 +255,7 @@ pub async fn purge_tombstones(
 }
 
 /// How many times a replay has swapped the read model in.
-pub async fn generation(
-    pool: &shared::db::Pool,
-) -> Result<i64, shared::db_failure::DbFailure> {
+pub async fn generation(pool: &shared::db::Pool) -> Result<i64, shared::db_failure::DbFailure> {
     pool.run(async |client| {
         let row = client
             .query_one("SELECT generation FROM read_model_generation", &[])

@@ -5,9 +5,10 @@ use std::{sync::Arc, time::Duration};
 
 use prometheus_client::registry::Registry;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use shared::kafka;
+use shared_proto::topics::Topics;
 use shared_proto::v1;
 use tokio_util::sync::CancellationToken;
-use shared::{kafka, topics::Topics};
 
 use testkit::test_support::{self, http_get, parse_metrics, sample};
 use uuid::Uuid;

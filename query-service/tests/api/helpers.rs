@@ -2,10 +2,11 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use clap::Parser;
 use prost::Message as _;
+use shared::kafka;
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
+use shared_proto::{event_headers, topics::Topics};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-use shared::{event_headers, kafka, topics::Topics};
 
 use testkit::test_support;
 use uuid::Uuid;

@@ -68,7 +68,7 @@ async fn compacted_event_topics_keep_the_dead_letters_whole() {
     let app = query_service::app::App::build(cli.config).await.unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
     let running = tokio::spawn(app.run(stop.clone()));
-    let topics = shared::topics::Topics::with_prefix(&prefix);
+    let topics = shared_proto::topics::Topics::with_prefix(&prefix);
     let cluster = testkit::test_support::cluster();
     let admin: AdminClient<_> = cluster.client_config("test-admin").create().unwrap();
     let policy = |topic: String| {

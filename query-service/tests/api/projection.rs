@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use rdkafka::Message;
-use shared::event_headers;
+use shared_proto::event_headers;
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -190,15 +190,15 @@ async fn a_projector_restarted_mid_stream_ends_with_the_same_view() {
     }));
 }
 
-fn app_topics(prefix: &str) -> shared::topics::Topics {
-    shared::topics::Topics::with_prefix(prefix)
+fn app_topics(prefix: &str) -> shared_proto::topics::Topics {
+    shared_proto::topics::Topics::with_prefix(prefix)
 }
 
 #[tokio::test]
 async fn a_position_inside_a_producer_batch_resumes_without_skipping_its_rest() {
     let brokers = testkit::test_support::brokers();
     let prefix = new_prefix();
-    let topics = shared::topics::Topics::with_prefix(&prefix);
+    let topics = shared_proto::topics::Topics::with_prefix(&prefix);
     shared::kafka::ensure_topics(
         &shared::kafka::Cluster::plaintext(brokers.to_owned()),
         &topics.events(),

@@ -169,7 +169,7 @@ async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partitio
     // Sent together, the creations leave in a few producer batches; tansu reports a
     // partition's end as its last batch's first offset.
     let prefix = new_prefix();
-    let topics = shared::topics::Topics::with_prefix(&prefix);
+    let topics = shared_proto::topics::Topics::with_prefix(&prefix);
     shared::kafka::ensure_topics(
         &shared::kafka::Cluster::plaintext(testkit::test_support::brokers().to_owned()),
         &topics.events(),

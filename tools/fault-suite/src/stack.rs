@@ -4,7 +4,8 @@
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
-use shared::{kafka, topics::Topics};
+use shared::kafka;
+use shared_proto::topics::Topics;
 
 use testkit::{
     test_proxy::FreezingProxy,

@@ -12,7 +12,8 @@ use rdkafka::{
     consumer::{BaseConsumer, Consumer, StreamConsumer},
     message::OwnedMessage,
 };
-use shared::{event_headers, kafka};
+use shared::kafka;
+use shared_proto::event_headers;
 use uuid::Uuid;
 
 /// Every record of `topics`: up to each partition's end as of the call, then until none has

@@ -10,8 +10,9 @@ use rdkafka::{
     consumer::{Consumer, StreamConsumer},
     producer::{FutureProducer, FutureRecord},
 };
+use shared::kafka;
 use shared_proto::v1;
-use shared::{event_headers, kafka, topics::Topics};
+use shared_proto::{event_headers, topics::Topics};
 
 use testkit::test_support;
 use uuid::Uuid;

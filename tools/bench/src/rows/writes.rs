@@ -16,8 +16,9 @@ use argon2::{
     password_hash::{PasswordHasher as _, SaltString},
 };
 use password_hash::rand_core::OsRng;
+use shared::kafka;
 use shared_proto::v1;
-use shared::{event_headers, kafka, topics::Topics};
+use shared_proto::{event_headers, topics::Topics};
 
 use testkit::test_support::{self, EventReader, TestDatabase, nickname_update};
 use uuid::Uuid;

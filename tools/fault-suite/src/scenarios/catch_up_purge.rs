@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
+use shared_proto::event_headers;
 use shared_proto::v1;
-use shared::event_headers;
 
 use testkit::test_support::{EventWriter, TestDatabase};
 use uuid::Uuid;

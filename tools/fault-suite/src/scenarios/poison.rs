@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use rdkafka::Message;
+use shared::kafka;
+use shared_proto::event_headers;
 use shared_proto::v1;
-use shared::{event_headers, kafka};
 
 use testkit::test_support::EventWriter;
 use uuid::Uuid;

@@ -9,7 +9,8 @@ use rdkafka::{
     Message,
     message::{Headers, OwnedMessage},
 };
-use shared::{event_headers, kafka};
+use shared::kafka;
+use shared_proto::event_headers;
 
 use testkit::test_support::{EventWriter, TestDatabase};
 use uuid::Uuid;
@@ -217,7 +218,7 @@ async fn diagnose(
         "the fresh projector handled {handled} events ({dead} dead-lettered); projector_lag sums to {lag}"
     ));
     let have = models::read_model(fresh_db).await?;
-    let topics = shared::topics::Topics::with_prefix(prefix);
+    let topics = shared_proto::topics::Topics::with_prefix(prefix);
     let records = topics::read_all(brokers, &topics.events(), Duration::from_secs(60)).await?;
     for (id, want) in original {
         let got = have.get(id).map_or(0, |row| row.version);

@@ -1,11 +1,9 @@
 //! A user as both databases hold it (never with a password hash), and its protobuf form.
 
-use shared_proto::v1;
 use time::OffsetDateTime;
-use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::timestamp;
+use crate::{timestamp, v1};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserState {
@@ -21,24 +19,10 @@ pub struct UserState {
 }
 
 impl UserState {
-    /// The columns `from_row` reads, in its order.
+    /// The columns that hold it in both databases, in this order (`shared::user_row` reads
+    /// them).
     pub const COLUMNS: &'static str =
         "id, first_name, last_name, nickname, email, country, created_at, updated_at, version";
-
-    /// Reads a row whose first columns are [`Self::COLUMNS`].
-    pub fn from_row(row: &Row) -> Self {
-        Self {
-            id: row.get(0),
-            first_name: row.get(1),
-            last_name: row.get(2),
-            nickname: row.get(3),
-            email: row.get(4),
-            country: row.get(5),
-            created_at: row.get(6),
-            updated_at: row.get(7),
-            version: row.get(8),
-        }
-    }
 
     pub fn to_proto(&self) -> v1::User {
         v1::User {
