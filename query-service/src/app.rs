@@ -1,11 +1,11 @@
 //! Startup: everything is built and bound in `App::build`, so tests run the real service on
 //! port 0; `App::run` serves until the stop token is cancelled, then drains.
 
-use shared::backoff::Backoff;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use prometheus_client::registry::Registry;
 use shared::{
+    backoff::Backoff,
     config::KafkaArgs,
     db::{self, Pool},
     frontend::Frontend,
@@ -21,13 +21,15 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cache::UserCache,
-    cache_feed::{self, FeedState},
     config::Config,
-    grpc::{PageCache, QueryService, Reads, SharedLooks},
+    grpc::{QueryService, Reads},
     migrations,
     page_token::PageTokens,
     projector::{Consuming, ProgressReport, Projector, ProjectorMetrics},
+    read_model::{
+        ReadModel, UserCache,
+        feed::{self, FeedState},
+    },
     view,
 };
 
@@ -86,15 +88,19 @@ impl App {
             let state = progress.check();
             async move { state }
         });
-        let (feed_state, feed_watch) = cache_feed::state();
+        let (feed_state, feed_watch) = feed::state();
         health.add_check("cache_feed", Need::Informational, move || {
             let state = feed_watch.borrow().check();
             async move { state }
         });
 
         let reads = Reads {
-            pool: pool.clone(),
-            cache: cache.clone(),
+            model: ReadModel::new(
+                pool.clone(),
+                cache.clone(),
+                config.list_cache_ttl,
+                &mut registry,
+            ),
             page_tokens: PageTokens::new(
                 config
                     .page_token_secret()
@@ -102,8 +108,6 @@ impl App {
                     .as_bytes(),
             ),
             min_version_timeout: config.min_version_timeout,
-            looks: SharedLooks::new(&mut registry),
-            pages: PageCache::new(config.list_cache_ttl, cache.clone()),
         };
         let routes = grpc_server::base_routes(health_service)?
             .add_service(UserServiceServer::new(QueryService::new(reads)));
@@ -151,12 +155,12 @@ impl App {
         let background = CancellationToken::new();
         let topics = Topics::with_prefix(&self.config.kafka.topic_prefix);
         let mut feed_started = self.feed_state.subscribe();
-        let feed = tokio::spawn(cache_feed::run(
+        let feed = tokio::spawn(feed::run(
             self.cluster.clone(),
             topics.clone(),
             self.cache.clone(),
             self.feed_state,
-            cache_feed::PARTITION_REFRESH,
+            feed::PARTITION_REFRESH,
             self.config.fetch_wait,
             background.clone(),
         ));

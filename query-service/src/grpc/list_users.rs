@@ -1,10 +1,8 @@
-use std::sync::Arc;
-
 use shared::{country::CountryCode, grpc_error::FieldViolations};
 use shared_proto::v1::{ListUsersRequest, ListUsersResponse};
 
-use super::{Reads, page_cache::PageKey};
-use crate::{error::QueryError, page_token, view};
+use super::Reads;
+use crate::{error::QueryError, page_token, read_model::PageKey, view};
 
 const DEFAULT_PAGE_SIZE: i64 = 50;
 const MAX_PAGE_SIZE: i64 = 1000;
@@ -35,43 +33,44 @@ pub(super) async fn handle(
         page_token: request.page_token,
         page_size,
     };
-    if let Some(page) = reads.pages.get(&key) {
-        return Ok(page.as_ref().clone());
-    }
-    let after = if key.page_token.is_empty() {
-        None
-    } else {
-        let Some(after) = violations.check(
-            "page_token",
-            reads.page_tokens.verify(&key.page_token, filter),
-        ) else {
-            return Err(violations.into());
-        };
-        Some(after)
-    };
-
-    let changes = reads.pages.before_read();
-    // One row more than the page tells whether another page follows.
-    let mut rows = reads
-        .pool
-        .run(async |client| {
-            Ok::<_, QueryError>(view::list(&*client, &countries, after, page_size + 1).await?)
+    let page_token = key.page_token.clone();
+    let page = reads
+        .model
+        .page(key, async |pool| {
+            // Checked on a read only: a page kept in memory was read with this very token.
+            let after = if page_token.is_empty() {
+                None
+            } else {
+                let Some(after) =
+                    violations.check("page_token", reads.page_tokens.verify(&page_token, filter))
+                else {
+                    return Err(violations.into());
+                };
+                Some(after)
+            };
+            // One row more than the page tells whether another page follows.
+            let mut rows = pool
+                .run(async |client| {
+                    Ok::<_, QueryError>(
+                        view::list(&*client, &countries, after, page_size + 1).await?,
+                    )
+                })
+                .await?;
+            let next_page_token = if rows.len() as i64 > page_size {
+                rows.truncate(page_size as usize);
+                rows.last()
+                    .map(|last| reads.page_tokens.issue(filter, last.user.id))
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            Ok(ListUsersResponse {
+                users: rows.iter().map(|row| row.user.to_proto()).collect(),
+                next_page_token,
+            })
         })
         .await?;
-    let next_page_token = if rows.len() as i64 > page_size {
-        rows.truncate(page_size as usize);
-        rows.last()
-            .map(|last| reads.page_tokens.issue(filter, last.user.id))
-            .unwrap_or_default()
-    } else {
-        String::new()
-    };
-    let page = ListUsersResponse {
-        users: rows.iter().map(|row| row.user.to_proto()).collect(),
-        next_page_token,
-    };
-    reads.pages.put(key, changes, Arc::new(page.clone()));
-    Ok(page)
+    Ok(page.as_ref().clone())
 }
 
 /// Valid codes, sorted and deduplicated so that equal filters have equal fingerprints.

@@ -2,27 +2,22 @@
 
 mod get_user;
 mod list_users;
-mod page_cache;
-mod shared_looks;
 
 use std::time::Duration;
 
-use shared::{db::Pool, grpc_deadline, grpc_error::owned_by};
+use shared::{grpc_deadline, grpc_error::owned_by};
 use shared_proto::v1::{self, user_service_server::UserService};
 use tonic::{Request, Response, Status};
 
-pub use self::{page_cache::PageCache, shared_looks::SharedLooks};
-use crate::{cache::UserCache, page_token::PageTokens};
+use crate::{page_token::PageTokens, read_model::ReadModel};
 
 /// What every query handler needs.
 #[derive(Clone)]
 pub struct Reads {
-    pub pool: Pool,
-    pub cache: UserCache,
+    pub model: ReadModel,
     pub page_tokens: PageTokens,
+    /// The longest a GetUser with `min_version` waits for the read model.
     pub min_version_timeout: Duration,
-    pub looks: SharedLooks,
-    pub pages: PageCache,
 }
 
 pub struct QueryService {

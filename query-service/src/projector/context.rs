@@ -1,6 +1,5 @@
 //! The projector consumer's callbacks: where to resume a partition it is assigned.
 
-use shared::backoff::Backoff;
 use std::{
     sync::{
         Arc,
@@ -15,6 +14,7 @@ use rdkafka::{
     error::KafkaError,
     types::RDKafkaRespErr,
 };
+use shared::backoff::Backoff;
 
 pub(super) struct ProjectorContext {
     rewind: i64,

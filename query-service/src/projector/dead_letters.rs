@@ -1,7 +1,6 @@
 //! Records the projector cannot decode go to the dead-letter topic, whole, with why and
 //! where they came from, so the projector can go on.
 
-use shared::backoff::Backoff;
 use std::time::Duration;
 
 use rdkafka::{
@@ -11,7 +10,7 @@ use rdkafka::{
     producer::FutureRecord,
     util::Timeout,
 };
-use shared::kafka;
+use shared::{backoff::Backoff, kafka};
 use shared_proto::event_headers::{
     DLQ_ORIGIN_OFFSET, DLQ_ORIGIN_PARTITION, DLQ_ORIGIN_TOPIC, DLQ_REASON,
 };

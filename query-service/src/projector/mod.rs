@@ -11,7 +11,6 @@ mod lag;
 mod metrics;
 mod records;
 
-use shared::backoff::Backoff;
 use std::{
     sync::{Arc, atomic::AtomicBool},
     time::Duration,
@@ -24,6 +23,7 @@ use rdkafka::{
     message::OwnedMessage,
 };
 use shared::{
+    backoff::Backoff,
     db::Pool,
     kafka::{self, Cluster},
     trace_context,
@@ -43,7 +43,11 @@ pub use self::{
     lag::{Progress, ProgressReport},
     metrics::ProjectorMetrics,
 };
-use crate::{cache::CachedUser, cache::UserCache, user_change::UserChange, view};
+use crate::{
+    read_model::{CachedUser, UserCache},
+    user_change::UserChange,
+    view,
+};
 
 /// Records applied in one transaction at most.
 const MAX_BATCH: usize = 500;

@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 use crate::helpers::*;
 
-use query_service::{
-    cache::{CachedUser, UserCache},
-    cache_feed::{self, FeedState},
+use query_service::read_model::{
+    CachedUser, UserCache,
+    feed::{self, FeedState},
 };
 
 fn group() -> String {
@@ -138,9 +138,9 @@ async fn the_cache_feed_waits_for_its_topics_then_drops_what_changed() {
     let brokers = test_support::brokers();
     let topics = Topics::with_prefix(&new_prefix());
     let cache = UserCache::new(1000, Duration::from_secs(60), &mut Registry::default());
-    let (state, mut watch) = cache_feed::state();
+    let (state, mut watch) = feed::state();
     let stop = CancellationToken::new();
-    let feed = tokio::spawn(cache_feed::run(
+    let feed = tokio::spawn(feed::run(
         test_support::cluster(),
         topics.clone(),
         cache.clone(),

@@ -17,23 +17,23 @@ use futures::{
     future::{BoxFuture, Shared},
 };
 use prometheus_client::{metrics::counter::Counter, registry::Registry};
-use shared::{db::Pool, db_failure::DbFailure};
+use shared::db::Pool;
 use uuid::Uuid;
 
-use crate::{cache::CachedUser, view};
+use super::{CachedUser, read_view};
 
 /// The row, or `Err` when the shared look failed (logged; each caller may look again alone
 /// to learn why).
 type Look = Shared<BoxFuture<'static, Result<Option<CachedUser>, ()>>>;
 
 #[derive(Clone)]
-pub struct SharedLooks {
+pub(super) struct SharedLooks {
     under_way: Arc<Mutex<HashMap<Uuid, Look>>>,
     run: Counter,
 }
 
 impl SharedLooks {
-    pub fn new(registry: &mut Registry) -> Self {
+    pub(super) fn new(registry: &mut Registry) -> Self {
         let run = Counter::default();
         registry.register(
             "query_view_looks",
@@ -46,7 +46,7 @@ impl SharedLooks {
         }
     }
 
-    pub async fn look(&self, pool: &Pool, id: Uuid) -> Result<Option<CachedUser>, ()> {
+    pub(super) async fn look(&self, pool: &Pool, id: Uuid) -> Result<Option<CachedUser>, ()> {
         let look = {
             let mut under_way = self.under_way.lock().expect("looks lock poisoned");
             under_way
@@ -55,7 +55,9 @@ impl SharedLooks {
                     let (pool, under_way) = (pool.clone(), Arc::clone(&self.under_way));
                     self.run.inc();
                     let look = tokio::spawn(async move {
-                        let found = read(&pool, id).await;
+                        let found = read_view(&pool, id).await.map_err(|error| {
+                            tracing::debug!(%error, user_id = %id, "shared look at the view failed");
+                        });
                         under_way.lock().expect("looks lock poisoned").remove(&id);
                         found
                     });
@@ -71,17 +73,6 @@ impl SharedLooks {
     #[cfg(test)]
     fn under_way(&self) -> usize {
         self.under_way.lock().unwrap().len()
-    }
-}
-
-async fn read(pool: &Pool, id: Uuid) -> Result<Option<CachedUser>, ()> {
-    let read = pool.run(async |client| view::get(&*client, id).await.map_err(DbFailure::from));
-    match read.await {
-        Ok(row) => Ok(row.as_ref().map(CachedUser::from)),
-        Err(error) => {
-            tracing::debug!(%error, user_id = %id, "shared look at the view failed");
-            Err(())
-        }
     }
 }
 

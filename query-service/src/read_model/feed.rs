@@ -8,7 +8,6 @@
 //! and takes up partitions added later. Its state is a readiness check of its own: degraded,
 //! never failing, since reads stay correct up to `CACHE_TTL` without it.
 
-use shared::backoff::Backoff;
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use futures::FutureExt;
@@ -17,13 +16,17 @@ use rdkafka::{
     consumer::{Consumer, StreamConsumer},
     error::KafkaError,
 };
-use shared::kafka::{self, Cluster};
+use shared::{
+    backoff::Backoff,
+    kafka::{self, Cluster},
+};
 use shared_proto::topics::Topics;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::{cache::UserCache, user_change::UserChange};
+use super::UserCache;
+use crate::user_change::UserChange;
 
 /// How often the feed looks for partitions added to the topics, as a service runs it.
 pub const PARTITION_REFRESH: Duration = Duration::from_secs(30);

@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use moka::sync::Cache;
 use shared_proto::v1::ListUsersResponse;
 
-use crate::cache::UserCache;
+use super::UserCache;
 
 /// A request as it came: the filter, the page token (verified when the page was first
 /// read) and the page size.
@@ -20,7 +20,7 @@ pub struct PageKey {
 }
 
 #[derive(Clone)]
-pub struct PageCache {
+pub(super) struct PageCache {
     /// Each page with the count of changes when it was read.
     pages: Option<Cache<PageKey, (u64, Arc<ListUsersResponse>)>>,
     users: UserCache,
@@ -28,7 +28,7 @@ pub struct PageCache {
 
 impl PageCache {
     /// Off when `ttl` is zero.
-    pub fn new(ttl: Duration, users: UserCache) -> Self {
+    pub(super) fn new(ttl: Duration, users: UserCache) -> Self {
         Self {
             pages: (!ttl.is_zero()).then(|| {
                 Cache::builder()
@@ -41,17 +41,17 @@ impl PageCache {
     }
 
     /// The page, if read since the last change.
-    pub fn get(&self, key: &PageKey) -> Option<Arc<ListUsersResponse>> {
+    pub(super) fn get(&self, key: &PageKey) -> Option<Arc<ListUsersResponse>> {
         let (changes, page) = self.pages.as_ref()?.get(key)?;
         (changes == self.users.changes()).then_some(page)
     }
 
     /// Where a read starts: the count of changes to keep its page under.
-    pub fn before_read(&self) -> u64 {
+    pub(super) fn before_read(&self) -> u64 {
         self.users.changes()
     }
 
-    pub fn put(&self, key: PageKey, changes_before_read: u64, page: Arc<ListUsersResponse>) {
+    pub(super) fn put(&self, key: PageKey, changes_before_read: u64, page: Arc<ListUsersResponse>) {
         if let Some(pages) = &self.pages {
             pages.insert(key, (changes_before_read, page));
         }
