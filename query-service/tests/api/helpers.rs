@@ -38,7 +38,13 @@ pub fn query_args(db: &TestDatabase, prefix: &str, group: &str, extra: &[&str]) 
         "--min-version-timeout=10s".to_owned(),
         "--replay-metrics-addr=127.0.0.1:0".to_owned(),
     ];
-    args.extend(test_support::dev_broker_flags());
+    args.extend(
+        testkit::service_args::QueryServiceArgs::new()
+            .dev_broker()
+            .args()
+            .iter()
+            .cloned(),
+    );
     let name = |arg: &str| arg.split_once('=').map_or(arg, |(name, _)| name).to_owned();
     let replaced: Vec<String> = extra.iter().map(|arg| name(arg)).collect();
     args.retain(|arg| !replaced.contains(&name(arg)));
