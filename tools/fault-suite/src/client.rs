@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
-use testkit::test_support::nickname_update;
+use testkit::grpc::nickname_update;
 use tonic::transport::{Channel, Endpoint};
 use uuid::Uuid;
 

@@ -1,17 +1,18 @@
 //! The services as real processes: started from their binaries with a log file each, probed
 //! over HTTP, killed with SIGKILL and started again on the same ports.
 
-use std::{
-    net::{SocketAddr, TcpListener},
-    path::{Path, PathBuf},
-    process::{ExitStatus, Stdio},
-    time::{Duration, Instant},
-};
-
-use anyhow::{Context, bail};
-use tokio::process::{Child, Command};
+use std::{net::SocketAddr, path::PathBuf, process::ExitStatus, time::Duration};
 
 use crate::probe;
+use anyhow::{Context, bail};
+use testkit::{
+    ports::free_addr,
+    process::{Launch, Process},
+    service_args::{Binary, DEV_BROKER_ENV, ServiceArgs},
+};
+
+/// How long a service may take to be ready, at its first start or after a kill.
+const READY_WITHIN: Duration = Duration::from_secs(60);
 
 /// Where the binaries are and where their logs go, for every scenario of a run.
 #[derive(Debug, Clone)]
@@ -45,174 +46,89 @@ impl Suite {
         Ok(Self { bin_dir, log_dir })
     }
 
-    pub(crate) fn binary(&self, name: &str) -> PathBuf {
-        self.bin_dir.join(name)
-    }
-
-    /// A command for one of the binaries with nothing from this environment but PATH, so a
-    /// developer's KAFKA_BROKERS or DATABASE_URL cannot point a service at shared things.
-    pub(crate) fn command(
-        &self,
-        binary: &str,
-        args: &[String],
-        log: &Path,
-    ) -> anyhow::Result<Command> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .with_context(|| format!("cannot open {}", log.display()))?;
-        let mut command = Command::new(self.binary(binary));
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+    /// One of the binaries, isolated from this environment, set for the development broker.
+    pub(crate) fn launch<S: Binary>(&self, args: &ServiceArgs<S>) -> Launch {
+        Launch::new(self.bin_dir.join(S::NAME))
+            .isolated()
             .env("RUST_BACKTRACE", "1")
-            .envs(testkit::test_support::DEV_BROKER_ENV)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file);
-        Ok(command)
+            .envs(DEV_BROKER_ENV)
+            .service(args)
     }
-}
-
-/// A free port on loopback; another process may take it before us, as with any port 0 trick,
-/// but each scenario's ports are its own.
-pub(crate) fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on loopback")
 }
 
 /// One service process, restartable with the same command line.
 pub(crate) struct Service {
     pub(crate) label: String,
-    binary: &'static str,
-    args: Vec<String>,
     pub(crate) grpc: SocketAddr,
     pub(crate) http: SocketAddr,
-    log: PathBuf,
-    suite: Suite,
-    child: Option<Child>,
-    pub(crate) starts: u32,
+    process: Process,
 }
 
 impl Service {
-    /// Starts `binary` with `args` (which must include `grpc` and `http`) and waits until it
-    /// is ready.
-    pub(crate) async fn start(
+    /// Starts the service with `args` on free ports and waits until it is ready.
+    pub(crate) async fn start<S: Binary>(
         suite: &Suite,
         label: String,
-        binary: &'static str,
-        args: Vec<String>,
-        grpc: SocketAddr,
-        http: SocketAddr,
+        args: ServiceArgs<S>,
     ) -> anyhow::Result<Self> {
+        let (grpc, http) = (free_addr(), free_addr());
+        let args = args.grpc_addr(grpc).http_addr(http);
         let log = suite
             .log_dir
             .join(format!("{}.log", label.replace('/', "-")));
+        let process = Process::spawn(label.clone(), suite.launch(&args), Some(log))?;
         let mut service = Self {
             label,
-            binary,
-            args,
             grpc,
             http,
-            log,
-            suite: suite.clone(),
-            child: None,
-            starts: 0,
+            process,
         };
-        service.spawn()?;
-        service.wait_ready(Duration::from_secs(60)).await?;
+        service.wait_ready(READY_WITHIN).await?;
         Ok(service)
     }
 
-    fn spawn(&mut self) -> anyhow::Result<()> {
-        let mut command = self.suite.command(self.binary, &self.args, &self.log)?;
-        command.kill_on_drop(true);
-        self.child = Some(
-            command
-                .spawn()
-                .with_context(|| format!("cannot start {}", self.label))?,
-        );
-        self.starts += 1;
-        Ok(())
-    }
-
+    /// The flags it runs with.
     pub(crate) fn args(&self) -> &[String] {
-        &self.args
+        self.process.launch().arg_list()
     }
 
     pub(crate) fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(Child::id)
+        self.process.pid()
+    }
+
+    pub(crate) fn starts(&self) -> u32 {
+        self.process.starts()
     }
 
     /// Whether the process runs; a process that exited is reported with its status.
     pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
-        match self.child.as_mut() {
-            Some(child) => child.try_wait().ok().flatten(),
-            None => None,
-        }
+        self.process.exited()
     }
 
     /// Until readiness answers 200, failing early if the process exits.
     pub(crate) async fn wait_ready(&mut self, within: Duration) -> anyhow::Result<Duration> {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.exited() {
-                bail!(
-                    "{} exited ({status}) before it was ready; its log ends:\n{}",
-                    self.label,
-                    self.log_tail(15)
-                );
-            }
-            if let Ok((200, _)) = probe::get(self.http, probe::READINESS).await {
-                return Ok(started.elapsed());
-            }
-            if started.elapsed() > within {
-                bail!(
-                    "{} not ready within {within:?}; its log ends:\n{}",
-                    self.label,
-                    self.log_tail(15)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.process
+            .wait_ready(self.http, within, probe::LIMIT)
+            .await
     }
 
     /// SIGKILL, as the kernel's OOM killer or a lost node would stop it: no shutdown path runs.
     pub(crate) async fn kill9(&mut self) -> anyhow::Result<()> {
-        let mut child = self.child.take().context("not running")?;
-        child.start_kill()?;
-        child.wait().await?;
-        Ok(())
+        self.process.kill().await
     }
 
     /// Starts the same command line again and waits until it is ready.
     pub(crate) async fn restart(&mut self) -> anyhow::Result<Duration> {
-        self.spawn()?;
-        self.wait_ready(Duration::from_secs(60)).await
+        self.process.restart()?;
+        self.wait_ready(READY_WITHIN).await
     }
 
     pub(crate) fn log_text(&self) -> String {
-        std::fs::read(&self.log)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default()
+        self.process.log_text()
     }
 
     /// Lines of the log that tell of a panic, at most a few.
     pub(crate) fn panics(&self) -> Vec<String> {
-        self.log_text()
-            .lines()
-            .filter(|line| line.contains("panicked"))
-            .take(5)
-            .map(str::to_owned)
-            .collect()
-    }
-
-    pub(crate) fn log_tail(&self, lines: usize) -> String {
-        let text = self.log_text();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        self.process.panics()
     }
 }

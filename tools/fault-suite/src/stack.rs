@@ -1,15 +1,17 @@
 //! One scenario's world: a broker of its own, a write and a read database of its own, its
 //! own topic prefix and consumer group, and both services as processes on free ports.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context;
 use shared::kafka;
 use shared_proto::topics::Topics;
 
 use testkit::{
+    broker::PrivateBroker,
+    database::TestDatabase,
+    service_args::{CommandServiceArgs, QueryServiceArgs, ServiceArgs},
     test_proxy::FreezingProxy,
-    test_support::{PrivateBroker, TestDatabase},
 };
 use uuid::Uuid;
 
@@ -19,7 +21,7 @@ use crate::{
     models,
     outcome::Recorder,
     pg,
-    process::{Service, Suite, free_addr},
+    process::{Service, Suite},
 };
 
 pub(crate) const PARTITIONS: i32 = 3;
@@ -99,22 +101,11 @@ impl Stack {
             None => (write_db.url.clone(), read_db.url.clone()),
         };
 
-        let (grpc, http) = (free_addr(), free_addr());
-        let mut args = common_args(grpc, http, &write_url, &brokers, &prefix);
-        args.extend([
-            "--outbox-poll-interval=200ms".to_owned(),
-            "--health-check-interval=200ms".to_owned(),
-        ]);
-        args.extend(options.command);
-        let command = Service::start(
-            suite,
-            format!("{name}/command-service"),
-            "command-service",
-            args,
-            grpc,
-            http,
-        )
-        .await?;
+        let args = common_args(CommandServiceArgs::new(), &write_url, &brokers, &prefix)
+            .outbox_poll_interval("200ms")
+            .health_check_interval("200ms")
+            .flags(options.command);
+        let command = Service::start(suite, format!("{name}/command-service"), args).await?;
 
         let query = start_query(
             suite,
@@ -144,11 +135,11 @@ impl Stack {
     }
 
     /// The projector's consumer group.
-    pub(crate) fn query_group(&self) -> Option<&str> {
-        self.query
-            .args()
-            .iter()
-            .find_map(|arg| arg.strip_prefix("--kafka-consumer-group="))
+    pub(crate) fn query_group(&self) -> Option<String> {
+        QueryServiceArgs::new()
+            .flags(self.query.args())
+            .get("--kafka-consumer-group")
+            .map(str::to_owned)
     }
 
     pub(crate) fn writer(&self) -> UserClient {
@@ -178,21 +169,16 @@ pub(crate) fn new_prefix() -> String {
     format!("faults-{}.", Uuid::new_v4().simple())
 }
 
-fn common_args(
-    grpc: SocketAddr,
-    http: SocketAddr,
+fn common_args<S: testkit::service_args::Binary>(
+    args: ServiceArgs<S>,
     database_url: &str,
     brokers: &str,
     prefix: &str,
-) -> Vec<String> {
-    vec![
-        format!("--grpc-addr={grpc}"),
-        format!("--http-addr={http}"),
-        format!("--database-url={database_url}"),
-        format!("--kafka-brokers={brokers}"),
-        format!("--kafka-topic-prefix={prefix}"),
-        format!("--kafka-topic-partitions={PARTITIONS}"),
-    ]
+) -> ServiceArgs<S> {
+    args.database_url(database_url)
+        .brokers(brokers)
+        .topic_prefix(prefix)
+        .topic_partitions(PARTITIONS)
 }
 
 /// query-service on the read database at `read_url` and the topics of `prefix`, in a
@@ -205,14 +191,11 @@ pub(crate) async fn start_query(
     prefix: &str,
     extra: Vec<String>,
 ) -> anyhow::Result<Service> {
-    let (grpc, http) = (free_addr(), free_addr());
-    let mut args = common_args(grpc, http, read_url, brokers, prefix);
-    args.extend([
-        format!("--kafka-consumer-group=faults-{}", Uuid::new_v4().simple()),
-        "--health-check-interval=200ms".to_owned(),
-    ]);
-    args.extend(extra);
-    Service::start(suite, label.to_owned(), "query-service", args, grpc, http).await
+    let args = common_args(QueryServiceArgs::new(), read_url, brokers, prefix)
+        .consumer_group(&format!("faults-{}", Uuid::new_v4().simple()))
+        .health_check_interval("200ms")
+        .flags(extra);
+    Service::start(suite, label.to_owned(), args).await
 }
 
 /// The event topics of `prefix`, created if missing (the dead-letter topic is left to the

@@ -9,7 +9,7 @@ use prost::Message as _;
 use shared_proto::event_headers;
 use shared_proto::v1;
 
-use testkit::test_support::{EventWriter, TestDatabase};
+use testkit::{database::TestDatabase, events::EventWriter};
 use uuid::Uuid;
 
 use crate::{

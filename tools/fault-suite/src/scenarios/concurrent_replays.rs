@@ -4,7 +4,7 @@
 
 use std::{process::ExitStatus, time::Duration};
 
-use testkit::test_support::TestDatabase;
+use testkit::{database::TestDatabase, process::Process, service_args::QueryServiceArgs};
 
 use crate::{
     client,
@@ -69,26 +69,24 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
             target: None,
         },
     );
-    let mut args = stack.query.args().to_vec();
-    args.push("replay".to_owned());
+    let args = QueryServiceArgs::new().flags(stack.query.args());
     let mut replays = Vec::new();
     for index in 1..=2 {
         let log = suite
             .log_dir
             .join(format!("two-replays-replay-{index}.log"));
-        let mut command = suite.command("query-service", &args, &log)?;
-        command.kill_on_drop(true);
-        replays.push((command.spawn()?, log));
+        let launch = suite.launch(&args).arg("replay");
+        replays.push(Process::spawn(
+            format!("replay {index}"),
+            launch,
+            Some(log),
+        )?);
     }
     rec.say("two replays started");
     let mut results: Vec<(Option<ExitStatus>, String)> = Vec::new();
-    for (mut child, log) in replays {
-        let status = tokio::time::timeout(REPLAY_LIMIT, child.wait())
-            .await
-            .ok()
-            .transpose()?;
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        results.push((status, text));
+    for mut replay in replays {
+        let status = replay.wait_exit(REPLAY_LIMIT).await?;
+        results.push((status, replay.log_text()));
     }
     let writes_during = during.stop().await;
 
@@ -189,24 +187,13 @@ async fn lone_replay(
     rec: &Recorder,
 ) -> anyhow::Result<()> {
     let empty = TestDatabase::create().await;
-    let args: Vec<String> = stack
-        .query
-        .args()
-        .iter()
-        .map(|arg| {
-            if arg.starts_with("--database-url=") {
-                format!("--database-url={}", empty.url)
-            } else {
-                arg.clone()
-            }
-        })
-        .chain(["replay".to_owned()])
-        .collect();
+    let args = QueryServiceArgs::new()
+        .flags(stack.query.args())
+        .database_url(&empty.url);
     let log = suite.log_dir.join("two-replays-lone-replay.log");
-    let mut command = suite.command("query-service", &args, &log)?;
-    command.kill_on_drop(true);
-    let status = tokio::time::timeout(REPLAY_LIMIT, command.spawn()?.wait()).await;
-    let Ok(Ok(status)) = status else {
+    let launch = suite.launch(&args).arg("replay");
+    let mut replay = Process::spawn("lone replay", launch, Some(log))?;
+    let Ok(Some(status)) = replay.wait_exit(REPLAY_LIMIT).await else {
         rec.finding(format!(
             "a replay into an empty database did not finish within {REPLAY_LIMIT:?}"
         ));
@@ -215,11 +202,7 @@ async fn lone_replay(
     if !status.success() {
         rec.finding(format!(
             "a replay into an empty database failed ({status}): {}",
-            std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .lines()
-                .last()
-                .unwrap_or("")
+            replay.log_text().lines().last().unwrap_or("")
         ));
         return Ok(());
     }

@@ -222,7 +222,7 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
 /// broker has it, and the projector's last log lines about assignments.
 async fn diagnose_projector(stack: &Stack, rec: &Recorder) {
     if let Some(group) = stack.query_group() {
-        match groups::describe(&stack.brokers(), group).await {
+        match groups::describe(&stack.brokers(), &group).await {
             Ok(lines) => rec.note(format!("consumer group: {}", lines.join("; "))),
             Err(error) => rec.note(format!("cannot describe the consumer group: {error:#}")),
         }

@@ -10,7 +10,7 @@ use shared::kafka;
 use shared_proto::event_headers;
 use shared_proto::v1;
 
-use testkit::test_support::EventWriter;
+use testkit::events::EventWriter;
 use uuid::Uuid;
 
 use crate::{

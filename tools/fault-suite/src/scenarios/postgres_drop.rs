@@ -107,7 +107,7 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
         || "a service exited after its connections were dropped".to_owned(),
     );
     rec.check(
-        (stack.command.pid(), stack.query.pid()) == pids && stack.command.starts == 1,
+        (stack.command.pid(), stack.query.pid()) == pids && stack.command.starts() == 1,
         || "a service was restarted".to_owned(),
     );
     for (what, tally) in [

@@ -12,7 +12,7 @@ use rdkafka::{
 use shared::kafka;
 use shared_proto::event_headers;
 
-use testkit::test_support::{EventWriter, TestDatabase};
+use testkit::{database::TestDatabase, events::EventWriter};
 use uuid::Uuid;
 
 use crate::{
