@@ -278,7 +278,7 @@ impl Projector {
         self.pool
             .run(async |client| {
                 let tx = client.transaction().await?;
-                let applied = view::apply(&tx, view::LIVE, &refs).await?;
+                let applied = view::apply(&tx, view::Table::Live, &refs).await?;
                 tx.commit().await?;
                 Ok(applied)
             })

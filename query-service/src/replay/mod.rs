@@ -203,7 +203,7 @@ async fn read_and_swap(
             pool.run(async |client| {
                 let tx = client.transaction().await?;
                 let refs: Vec<&UserChange> = changes.iter().collect();
-                view::apply(&tx, view::SHADOW, &refs).await?;
+                view::apply(&tx, view::Table::Shadow, &refs).await?;
                 tx.commit().await?;
                 Ok::<_, DbFailure>(())
             })

@@ -1,7 +1,7 @@
 //! The read model's table: version-guarded writes from the projector and replay, and the
 //! queries GetUser and ListUsers run.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::LazyLock};
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
@@ -19,9 +19,73 @@ pub const SHADOW: &str = "user_views_shadow";
 /// Postgres channel on which a replay announces its swap; every replica clears its cache.
 pub const SWAPPED: &str = "user_views_swapped";
 
-/// The user's columns, then whether it is deleted.
+/// The user's columns, then whether it is deleted: what every statement below reads and
+/// writes, in `from_row`'s order.
 fn columns() -> String {
     format!("{}, deleted", UserState::COLUMNS)
+}
+
+/// A statement of `sql/` for `table`.
+fn statement(template: &str, table: &str) -> String {
+    template
+        .replace("{table}", table)
+        .replace("{columns}", &columns())
+}
+
+fn upsert_template(table: &str) -> String {
+    // The live table refuses every event of a user whose tombstone was purged, however old
+    // the event (see `purge_tombstones`). A replay's shadow table gets every event,
+    // deletions included, and is never purged.
+    let (guard, refused) = if table == LIVE {
+        (
+            " WHERE NOT EXISTS (SELECT 1 FROM purged_users AS p WHERE p.id = e.id)",
+            " UNION ALL SELECT p.id, false FROM purged_users AS p JOIN e ON p.id = e.id",
+        )
+    } else {
+        ("", "")
+    };
+    statement(include_str!("sql/upsert.sql"), table)
+        .replace("{purged_guard}", guard)
+        .replace("{purged_refused}", refused)
+}
+
+static UPSERT_LIVE: LazyLock<String> = LazyLock::new(|| upsert_template(LIVE));
+static UPSERT_SHADOW: LazyLock<String> = LazyLock::new(|| upsert_template(SHADOW));
+static GET: LazyLock<String> = LazyLock::new(|| statement(include_str!("sql/get.sql"), LIVE));
+static LIST: LazyLock<String> = LazyLock::new(|| list_template(false, false));
+static LIST_AFTER: LazyLock<String> = LazyLock::new(|| list_template(false, true));
+static LIST_BY_COUNTRY: LazyLock<String> = LazyLock::new(|| list_template(true, false));
+static LIST_BY_COUNTRY_AFTER: LazyLock<String> = LazyLock::new(|| list_template(true, true));
+static PURGE_TOMBSTONES: LazyLock<String> =
+    LazyLock::new(|| statement(include_str!("sql/purge_tombstones.sql"), LIVE));
+
+/// Which of the read model's tables a write goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Live,
+    Shadow,
+}
+
+fn upsert_sql(table: Table) -> &'static str {
+    match table {
+        Table::Live => &UPSERT_LIVE,
+        Table::Shadow => &UPSERT_SHADOW,
+    }
+}
+
+/// Each shape of listing has its own statement so each can use its index.
+fn list_template(by_country: bool, after: bool) -> String {
+    let (template, after) = match (by_country, after) {
+        (false, after) => (
+            include_str!("sql/list.sql"),
+            after.then_some(" AND id > $2"),
+        ),
+        (true, after) => (
+            include_str!("sql/list_by_country.sql"),
+            after.then_some(" AND id > $3"),
+        ),
+    };
+    statement(template, LIVE).replace("{after}", after.unwrap_or_default())
 }
 
 fn from_row(row: &Row) -> UserChange {
@@ -50,7 +114,7 @@ pub enum Applied {
 /// statement may not touch a row twice, so only that one is sent.
 pub async fn apply<C: GenericClient>(
     client: &C,
-    table: &str,
+    table: Table,
     changes: &[&UserChange],
 ) -> Result<Vec<Applied>, tokio_postgres::Error> {
     let newest = newest_per_user(changes);
@@ -58,35 +122,8 @@ pub async fn apply<C: GenericClient>(
     for &at in &newest {
         columns.push(changes[at]);
     }
-    // The live table refuses every event of a user whose tombstone was purged, however old
-    // the event (see `purge_tombstones`). A replay's shadow table gets every event,
-    // deletions included, and is never purged.
-    let (guard, refused) = if table == LIVE {
-        (
-            " WHERE NOT EXISTS (SELECT 1 FROM purged_users AS p WHERE p.id = e.id)",
-            " UNION ALL SELECT p.id, false FROM purged_users AS p JOIN e ON p.id = e.id",
-        )
-    } else {
-        ("", "")
-    };
-    let upsert = client
-        .prepare_cached(&format!(
-            "WITH e AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], \
-                                    $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], \
-                                    $9::int8[], $10::bool[]) AS e({columns})), \
-             written AS ( \
-                 INSERT INTO {table} AS v ({columns}) SELECT e.* FROM e{guard} \
-                 ON CONFLICT (id) DO UPDATE SET first_name = EXCLUDED.first_name, \
-                 last_name = EXCLUDED.last_name, nickname = EXCLUDED.nickname, email = EXCLUDED.email, \
-                 country = EXCLUDED.country, created_at = EXCLUDED.created_at, \
-                 updated_at = EXCLUDED.updated_at, version = EXCLUDED.version, deleted = EXCLUDED.deleted \
-                 WHERE v.version < EXCLUDED.version \
-                 RETURNING v.id) \
-             SELECT id, true FROM written{refused}",
-            columns = self::columns()
-        ))
-        .await?;
-    if table == LIVE {
+    let upsert = client.prepare_cached(upsert_sql(table)).await?;
+    if table == Table::Live {
         // In a statement of its own, before the write: a purge under way is waited for, and
         // the write's snapshot, taken after, sees every id that purge kept. Taken inside the
         // write, the lock would come after its snapshot, and a late event could bring back a
@@ -225,20 +262,7 @@ pub async fn purge_tombstones(
             .run(async |client| {
                 let tx = client.transaction().await?;
                 tx.execute(PURGE_LOCK, &[]).await?;
-                let purge = tx
-                    .prepare_cached(&format!(
-                        "WITH purged AS ( \
-                             DELETE FROM {LIVE} WHERE id IN ( \
-                                 SELECT id FROM {LIVE} \
-                                 WHERE deleted AND updated_at < now() - make_interval(secs => $1) \
-                                 ORDER BY updated_at LIMIT $2) \
-                             RETURNING id), \
-                         kept AS ( \
-                             INSERT INTO purged_users (id) SELECT id FROM purged \
-                             ON CONFLICT (id) DO NOTHING) \
-                         SELECT count(*) FROM purged"
-                    ))
-                    .await?;
+                let purge = tx.prepare_cached(&PURGE_TOMBSTONES).await?;
                 let count = tx
                     .query_one(&purge, &[&retention.as_secs_f64(), &PURGE_CHUNK])
                     .await?
@@ -270,9 +294,7 @@ pub async fn get<C: GenericClient>(
     client: &C,
     id: Uuid,
 ) -> Result<Option<UserChange>, tokio_postgres::Error> {
-    let select = client
-        .prepare_cached(&format!("SELECT {} FROM {LIVE} WHERE id = $1", columns()))
-        .await?;
+    let select = client.prepare_cached(&GET).await?;
     Ok(client
         .query_opt(&select, &[&id])
         .await?
@@ -288,8 +310,9 @@ pub async fn list<C: GenericClient>(
     after: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<UserChange>, tokio_postgres::Error> {
-    let sql = list_sql(!countries.is_empty(), after.is_some());
-    let select = client.prepare_cached(&sql).await?;
+    let select = client
+        .prepare_cached(list_sql(!countries.is_empty(), after.is_some()))
+        .await?;
     let rows = match (countries.is_empty(), after) {
         (true, None) => client.query(&select, &[&limit]).await?,
         (true, Some(after)) => client.query(&select, &[&limit, &after]).await?,
@@ -299,23 +322,12 @@ pub async fn list<C: GenericClient>(
     Ok(rows.iter().map(from_row).collect())
 }
 
-fn list_sql(by_country: bool, after: bool) -> String {
-    if by_country {
-        // One ordered index scan per country, each stopped at the page size, then merged:
-        // `country = ANY(...) ORDER BY id` would read and sort every matching row.
-        let after = if after { " AND id > $3" } else { "" };
-        format!(
-            "SELECT v.* FROM unnest($2::text[]) AS c(code) CROSS JOIN LATERAL \
-             (SELECT {} FROM {LIVE} WHERE NOT deleted AND country = c.code{after} ORDER BY id LIMIT $1) v \
-             ORDER BY v.id LIMIT $1",
-            columns()
-        )
-    } else {
-        let after = if after { " AND id > $2" } else { "" };
-        format!(
-            "SELECT {} FROM {LIVE} WHERE NOT deleted{after} ORDER BY id LIMIT $1",
-            columns()
-        )
+fn list_sql(by_country: bool, after: bool) -> &'static str {
+    match (by_country, after) {
+        (false, false) => &LIST,
+        (false, true) => &LIST_AFTER,
+        (true, false) => &LIST_BY_COUNTRY,
+        (true, true) => &LIST_BY_COUNTRY_AFTER,
     }
 }
 
