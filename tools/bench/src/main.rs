@@ -64,7 +64,7 @@ fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    testkit::test_support::require_broker();
+    testkit::broker::require_broker();
     let machine = machine();
     let cores = Cores::split();
     let bench = Bench {

@@ -3,13 +3,19 @@
 
 use std::{
     collections::HashMap,
-    net::{SocketAddr, TcpListener},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
 };
 
-use anyhow::Context;
+use testkit::{
+    ports::free_addr,
+    process::{Launch, Process},
+    service_args::{Binary, DEV_BROKER_ENV, ServiceArgs},
+};
+
+use crate::Bench;
 
 /// Where the server side runs and where the load generator runs.
 #[derive(Debug, Clone)]
@@ -37,18 +43,15 @@ impl Cores {
         }
     }
 
-    /// A command that runs `binary` on the server's core, set for the development broker.
-    pub(crate) fn on_server(&self, binary: &std::path::Path) -> Command {
-        let mut command = match &self.server {
-            Some(core) => {
-                let mut command = Command::new("taskset");
-                command.args(["-c", core]).arg(binary);
-                command
-            }
-            None => Command::new(binary),
+    /// `binary` on the server's core, set for the development broker.
+    pub(crate) fn launch(&self, binary: &Path) -> Launch {
+        let launch = match &self.server {
+            Some(core) => Launch::new("taskset")
+                .args(["-c", core])
+                .arg(binary.display().to_string()),
+            None => Launch::new(binary),
         };
-        command.envs(testkit::test_support::DEV_BROKER_ENV);
-        command
+        launch.envs(DEV_BROKER_ENV)
     }
 
     pub(crate) fn describe(&self) -> String {
@@ -69,96 +72,55 @@ pub(crate) fn binary(name: &str, dir: Option<&PathBuf>) -> PathBuf {
     dir.join(name)
 }
 
-pub(crate) fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-}
-
 /// A service process; killed when dropped.
 pub(crate) struct Service {
-    pub(crate) name: String,
     pub(crate) grpc: SocketAddr,
     http: SocketAddr,
-    child: Child,
+    process: Process,
 }
 
 impl Service {
-    /// Starts `binary` with `args` (plus its addresses) on the server core and waits until
-    /// readiness answers 200.
-    pub(crate) async fn start(
-        cores: &Cores,
-        binary: PathBuf,
-        args: &[String],
-        envs: &[(&str, &str)],
+    /// Starts the service with `args` (plus its addresses) on the server core and waits
+    /// until readiness answers 200.
+    pub(crate) async fn start<S: Binary>(
+        bench: &Bench,
+        args: ServiceArgs<S>,
     ) -> anyhow::Result<Self> {
         let (grpc, http) = (free_addr(), free_addr());
-        let mut command = cores.on_server(&binary);
-        let log = std::env::temp_dir().join(format!(
-            "users-bench-{}-{}.log",
-            binary.file_name().unwrap_or_default().to_string_lossy(),
-            grpc.port()
-        ));
-        command
-            .args(args)
-            .arg(format!("--grpc-addr={grpc}"))
-            .arg(format!("--http-addr={http}"))
-            .env(
-                "RUST_LOG",
-                std::env::var("BENCH_SERVICE_LOG").unwrap_or_else(|_| "warn".to_owned()),
-            )
+        let binary = bench.binary(S::NAME);
+        let log = std::env::temp_dir().join(format!("users-bench-{}-{}.log", S::NAME, grpc.port()));
+        let args = args
+            .grpc_addr(grpc)
+            .http_addr(http)
+            .log_filter(&std::env::var("BENCH_SERVICE_LOG").unwrap_or_else(|_| "warn".to_owned()));
+        let launch = bench
+            .cores
+            .launch(&binary)
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .envs(envs.iter().copied())
-            .stdout(std::fs::File::create(&log)?)
-            .stderr(std::fs::File::options().append(true).open(&log)?);
-        let child = command
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let mut service = Self {
-            name: binary.display().to_string(),
+            .service(&args);
+        let mut process = Process::spawn(binary.display().to_string(), launch, Some(log))?;
+        process
+            .wait_ready(http, Duration::from_secs(60), Duration::from_secs(1))
+            .await?;
+        Ok(Self {
             grpc,
             http,
-            child,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = service.child.try_wait()? {
-                anyhow::bail!("{} exited ({status}); see {}", service.name, log.display());
-            }
-            if ready(http).await {
-                return Ok(service);
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "{} not ready; see {}",
-                service.name,
-                log.display()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            process,
+        })
     }
 
     /// The median and 99th percentile (upper bucket bounds, ms) of the histogram `name` on
     /// /metrics, e.g. to tell which stage a latency is spent in.
     pub(crate) async fn histogram_ms(&self, name: &str) -> Option<(f64, f64)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-        let mut stream = tokio::net::TcpStream::connect(self.http).await.ok()?;
-        stream
-            .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
-            .await
-            .ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).await.ok()?;
-        let buckets: Vec<(f64, f64)> =
-            testkit::test_support::parse_metrics(text.split_once("\r\n\r\n")?.1)
-                .into_iter()
-                .filter(|sample| sample.name == format!("{name}_bucket"))
-                .filter_map(|sample| {
-                    let le = sample.labels.get("le")?;
-                    Some((le.parse().unwrap_or(f64::INFINITY), sample.value))
-                })
-                .collect();
+        let (_, text) = testkit::http::try_get(self.http, "/metrics").await.ok()?;
+        let buckets: Vec<(f64, f64)> = testkit::metrics::parse_metrics(&text)
+            .into_iter()
+            .filter(|sample| sample.name == format!("{name}_bucket"))
+            .filter_map(|sample| {
+                let le = sample.labels.get("le")?;
+                Some((le.parse().unwrap_or(f64::INFINITY), sample.value))
+            })
+            .collect();
         let total = buckets.last()?.1;
         let at = |q: f64| {
             buckets
@@ -194,36 +156,8 @@ impl Service {
 
     fn pid(&self) -> u32 {
         // Through taskset, which execs the binary in place: the same pid.
-        self.child.id()
+        self.process.pid().expect("running")
     }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Whether readiness answers 200; never panics on a service that is not up yet.
-async fn ready(http: SocketAddr) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let ask = async {
-        let mut stream = tokio::net::TcpStream::connect(http).await.ok()?;
-        stream
-            .write_all(b"GET /health-check/readiness HTTP/1.0\r\n\r\n")
-            .await
-            .ok()?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await.ok()?;
-        Some(answer.starts_with(b"HTTP/1.0 200") || answer.starts_with(b"HTTP/1.1 200"))
-    };
-    tokio::time::timeout(Duration::from_secs(1), ask)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
 }
 
 /// CPU time used so far: every core's busy time (/proc/stat), and each live process's own.

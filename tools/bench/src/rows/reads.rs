@@ -8,7 +8,10 @@ use std::{sync::Arc, time::Duration};
 use bytes::Bytes;
 use prost::Message;
 use shared_proto::v1;
-use testkit::test_support::{self, TestDatabase};
+use testkit::{
+    broker, database::TestDatabase, ports::free_addr, process::Process,
+    service_args::QueryServiceArgs,
+};
 
 use super::{client, unique};
 use crate::{
@@ -35,17 +38,14 @@ async fn start_query_service(
     setting: String,
 ) -> anyhow::Result<Service> {
     Service::start(
-        &bench.cores,
-        bench.binary("query-service"),
-        &[
-            format!("--database-url={}", super::plain(&db.url)),
-            format!("--kafka-brokers={}", test_support::brokers()),
-            format!("--kafka-topic-prefix={}.", unique("reads")),
-            format!("--kafka-consumer-group={}", unique("reads")),
-            format!("--database-pool-size={}", bench.concurrency),
-            setting,
-        ],
-        &[],
+        bench,
+        QueryServiceArgs::new()
+            .database_url(&super::plain(&db.url))
+            .brokers(&broker::brokers())
+            .topic_prefix(&format!("{}.", unique("reads")))
+            .consumer_group(&unique("reads"))
+            .database_pool_size(bench.concurrency)
+            .flag(setting),
     )
     .await
 }
@@ -357,40 +357,34 @@ async fn list_users(bench: &Bench, query: &Service, db: &TestDatabase) -> anyhow
 }
 
 async fn bare_server(bench: &Bench, answer: &v1::GetUserResponse) -> anyhow::Result<BareServer> {
-    let addr = crate::services::free_addr();
+    let addr = free_addr();
     let hex: String = answer
         .encode_to_vec()
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect();
     let binary = crate::services::binary("bare-grpc", None);
-    let child = bench
-        .cores
-        .on_server(&binary)
-        .arg(addr.to_string())
-        .arg(hex)
-        .stdout(std::process::Stdio::null())
-        .spawn()?;
-    let server = BareServer { grpc: addr, child };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(server);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("the bare server did not listen")
+    let launch = bench.cores.launch(&binary).arg(addr.to_string()).arg(hex);
+    let log = std::env::temp_dir().join(format!("users-bench-bare-grpc-{}.log", addr.port()));
+    let mut process = Process::spawn("the bare server", launch, Some(log))?;
+    process
+        .wait_for(
+            "listening port",
+            Duration::from_secs(5),
+            Duration::from_millis(50),
+            || async move { tokio::net::TcpStream::connect(addr).await.ok().map(drop) },
+        )
+        .await?;
+    Ok(BareServer {
+        grpc: addr,
+        _process: process,
+    })
 }
 
 struct BareServer {
     grpc: std::net::SocketAddr,
-    child: std::process::Child,
-}
-
-impl Drop for BareServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    /// Killed when the server is dropped.
+    _process: Process,
 }
 
 /// Every call must have been a gRPC OK.

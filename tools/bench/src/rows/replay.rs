@@ -14,7 +14,7 @@ use shared::kafka;
 use shared_proto::v1;
 use shared_proto::{event_headers, topics::Topics};
 
-use testkit::test_support;
+use testkit::{broker, database::TestDatabase, service_args::QueryServiceArgs};
 use uuid::Uuid;
 
 use super::unique;
@@ -23,7 +23,7 @@ use crate::{Bench, table::Row};
 const PARTITIONS: i32 = 3;
 
 pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
-    let brokers = test_support::brokers();
+    let brokers = broker::brokers();
     let prefix = format!("{}.", unique("replay"));
     let topics = Topics::with_prefix(&prefix);
     kafka::ensure_topics(
@@ -38,15 +38,19 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     read_all(&brokers, &topics, bench.replay_events).await?;
     let bare = started.elapsed();
 
-    let db = test_support::TestDatabase::create().await;
-    let binary = bench.binary("query-service");
-    let mut command = bench.cores.on_server(&binary);
-    command
-        .arg(format!("--database-url={}", super::plain(&db.url)))
-        .arg(format!("--kafka-brokers={brokers}"))
-        .arg(format!("--kafka-topic-prefix={prefix}"))
+    let db = TestDatabase::create().await;
+    let args = QueryServiceArgs::new()
+        .database_url(&super::plain(&db.url))
+        .brokers(&brokers)
+        .topic_prefix(&prefix)
+        .log_filter("warn");
+    let mut command = bench
+        .cores
+        .launch(&bench.binary("query-service"))
+        .service(&args)
         .arg("replay")
-        .env("RUST_LOG", "warn")
+        .command();
+    command
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     let started = Instant::now();

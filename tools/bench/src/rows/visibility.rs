@@ -10,7 +10,11 @@ use std::{
 };
 
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
-use testkit::test_support::{self, TestDatabase};
+use testkit::{
+    broker,
+    database::TestDatabase,
+    service_args::{CommandServiceArgs, QueryServiceArgs},
+};
 use tonic::transport::Channel;
 
 use super::{client, unique};
@@ -38,29 +42,23 @@ const WAITERS: usize = 1_000;
 pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let (write_db, read_db) = (TestDatabase::create().await, TestDatabase::create().await);
     let prefix = format!("{}.", unique("visibility"));
-    let brokers = test_support::brokers();
+    let brokers = broker::brokers();
     let command = Service::start(
-        &bench.cores,
-        bench.binary("command-service"),
-        &[
-            format!("--database-url={}", super::plain(&write_db.url)),
-            format!("--kafka-brokers={brokers}"),
-            format!("--kafka-topic-prefix={prefix}"),
-        ],
-        &[],
+        bench,
+        CommandServiceArgs::new()
+            .database_url(&super::plain(&write_db.url))
+            .brokers(&brokers)
+            .topic_prefix(&prefix),
     )
     .await?;
     let query = Service::start(
-        &bench.cores,
-        bench.binary("query-service"),
-        &[
-            format!("--database-url={}", super::plain(&read_db.url)),
-            format!("--kafka-brokers={brokers}"),
-            format!("--kafka-topic-prefix={prefix}"),
-            format!("--kafka-consumer-group={}", unique("visibility")),
-            format!("--database-pool-size={}", bench.concurrency),
-        ],
-        &[],
+        bench,
+        QueryServiceArgs::new()
+            .database_url(&super::plain(&read_db.url))
+            .brokers(&brokers)
+            .topic_prefix(&prefix)
+            .consumer_group(&unique("visibility"))
+            .database_pool_size(bench.concurrency),
     )
     .await?;
     let writes = client(command.grpc).await?;
@@ -245,7 +243,7 @@ async fn paced_writes(
                     n += 1;
                     let id = ids[(writer + WRITERS * (n % 2)) % ids.len()].clone();
                     let updated = writes
-                        .update_user(test_support::nickname_update(
+                        .update_user(testkit::grpc::nickname_update(
                             &id,
                             &format!("w{writer}n{n}"),
                         ))

@@ -20,7 +20,10 @@ use shared::kafka;
 use shared_proto::v1;
 use shared_proto::{event_headers, topics::Topics};
 
-use testkit::test_support::{self, EventReader, TestDatabase, nickname_update};
+use testkit::{
+    broker, database::TestDatabase, events::EventReader, grpc::nickname_update,
+    service_args::CommandServiceArgs,
+};
 use uuid::Uuid;
 
 use super::{client, reads::check, unique};
@@ -39,14 +42,13 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let db = TestDatabase::create().await;
     let prefix = format!("{}.", unique("writes"));
     let start = |notify: bool| {
-        let args = vec![
-            format!("--database-url={}", super::plain(&db.url)),
-            format!("--kafka-brokers={}", test_support::brokers()),
-            format!("--kafka-topic-prefix={prefix}"),
-            format!("--outbox-notify={notify}"),
-            format!("--database-pool-size={}", bench.concurrency),
-        ];
-        async move { Service::start(&bench.cores, bench.binary("command-service"), &args, &[]).await }
+        let args = CommandServiceArgs::new()
+            .database_url(&super::plain(&db.url))
+            .brokers(&broker::brokers())
+            .topic_prefix(&prefix)
+            .outbox_notify(notify)
+            .database_pool_size(bench.concurrency);
+        Service::start(bench, args)
     };
     let mut service = start(false).await?;
     let mut ids = Vec::new();
@@ -244,7 +246,7 @@ async fn commit_to_broker(
     ids: &[String],
     prefix: &str,
 ) -> anyhow::Result<Row> {
-    let brokers = test_support::brokers();
+    let brokers = broker::brokers();
     let topics = Topics::with_prefix(prefix);
     kafka::ensure_topics(
         &shared::kafka::Cluster::plaintext(brokers.to_owned()),
