@@ -10,14 +10,15 @@ use tonic::Code;
 
 use crate::helpers::*;
 use testkit::{
+    broker,
+    service_args::CommandServiceArgs,
     test_issuer::{self, TestIssuer, bearing},
-    test_support,
 };
 
 async fn guarded_app(issuer: &TestIssuer) -> TestApp {
     let args = issuer.service_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    spawn_app_with(&test_support::brokers(), &args).await
+    spawn_app_with(&broker::brokers(), &args).await
 }
 
 /// CreateUser, UpdateUser and DeleteUser with `token`: the codes they answer.
@@ -85,14 +86,12 @@ async fn the_event_of_a_change_names_the_caller_that_made_it() {
 #[tokio::test]
 async fn a_service_on_a_public_address_without_auth_settings_refuses_to_start() {
     let db = TestDatabase::create().await;
-    let cli = command_service::config::Cli::try_parse_from([
-        "command-service".to_owned(),
-        "--grpc-addr=0.0.0.0:0".to_owned(),
-        "--http-addr=127.0.0.1:0".to_owned(),
-        format!("--database-url={}", db.url),
-        format!("--kafka-brokers={}", test_support::brokers()),
-    ])
-    .unwrap();
+    let args = CommandServiceArgs::new()
+        .grpc_addr("0.0.0.0:0")
+        .http_addr("127.0.0.1:0")
+        .database_url(&db.url)
+        .brokers(&broker::brokers());
+    let cli = command_service::config::Cli::try_parse_from(args.argv()).unwrap();
     let refused = command_service::app::App::build(cli.config)
         .await
         .err()

@@ -3,7 +3,11 @@ use std::time::{Duration, Instant};
 use shared_proto::event_headers;
 use shared_proto::v1;
 
-use testkit::test_support::{PrivateBroker, http_get, parse_metrics, sample};
+use testkit::{
+    broker::PrivateBroker,
+    http::get as http_get,
+    metrics::{parse_metrics, sample},
+};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };

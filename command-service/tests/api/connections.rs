@@ -4,14 +4,14 @@
 use std::time::Duration;
 
 use shared_proto::v1::{self, user_service_client::UserServiceClient};
-use testkit::{test_proxy::FreezingProxy, test_support};
+use testkit::{broker, test_proxy::FreezingProxy};
 
 use crate::helpers::*;
 
 #[tokio::test]
 async fn a_client_is_asked_to_reconnect_once_its_connection_is_past_its_age() {
     let app = spawn_app_with(
-        &test_support::brokers(),
+        &broker::brokers(),
         &[
             "--grpc-max-connection-age=1s",
             "--grpc-max-connection-age-grace=1s",

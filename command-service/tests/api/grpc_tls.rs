@@ -9,8 +9,8 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::helpers::*;
 use testkit::{
+    broker,
     test_certs::{TestCa, read},
-    test_support,
 };
 
 async fn tls_client(
@@ -55,7 +55,7 @@ async fn the_grpc_port_serves_tls_and_takes_a_renewed_certificate_without_a_rest
         format!("--grpc-tls-key-file={}", key.display()),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let app = spawn_app_with(&test_support::brokers(), &args).await;
+    let app = spawn_app_with(&broker::brokers(), &args).await;
 
     let mut client = tls_client(app.grpc_addr, &ca.cert_file(), None)
         .await
@@ -105,7 +105,7 @@ async fn with_a_client_ca_only_clients_with_its_certificates_get_in() {
         ),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let app = spawn_app_with(&test_support::brokers(), &args).await;
+    let app = spawn_app_with(&broker::brokers(), &args).await;
 
     let anonymous = tls_client(app.grpc_addr, &ca.cert_file(), None).await;
     let refused = match anonymous {

@@ -12,8 +12,11 @@ use uuid::Uuid;
 
 pub use shared::kafka::header;
 
-pub use testkit::test_support::{
-    EventReader, TestDatabase, field_violations as violations, nickname_update,
+use testkit::service_args::CommandServiceArgs;
+pub use testkit::{
+    database::TestDatabase,
+    events::EventReader,
+    grpc::{field_violations as violations, nickname_update},
 };
 pub const PARTITIONS: i32 = 3;
 
@@ -31,7 +34,7 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&testkit::test_support::brokers(), &[]).await
+    spawn_app_with(&testkit::broker::brokers(), &[]).await
 }
 
 /// Starts command-service with its own database and topic prefix against `brokers`, with
@@ -52,19 +55,16 @@ pub fn new_prefix() -> String {
 }
 
 async fn start(db: Arc<TestDatabase>, prefix: String, brokers: &str, extra: &[&str]) -> TestApp {
-    let mut args = vec![
-        "command-service".to_owned(),
-        "--grpc-addr=127.0.0.1:0".to_owned(),
-        "--http-addr=127.0.0.1:0".to_owned(),
-        format!("--database-url={}", db.url),
-        format!("--kafka-brokers={brokers}"),
-        format!("--kafka-topic-prefix={prefix}"),
-        format!("--kafka-topic-partitions={PARTITIONS}"),
-        "--outbox-poll-interval=200ms".to_owned(),
-        "--health-check-interval=200ms".to_owned(),
-    ];
-    args.extend(extra.iter().map(|arg| arg.to_string()));
-    let cli = Cli::try_parse_from(args).unwrap_or_else(|error| panic!("{error}"));
+    let args = CommandServiceArgs::new()
+        .any_ports()
+        .database_url(&db.url)
+        .brokers(brokers)
+        .topic_prefix(&prefix)
+        .topic_partitions(PARTITIONS)
+        .outbox_poll_interval("200ms")
+        .health_check_interval("200ms")
+        .flags(extra);
+    let cli = Cli::try_parse_from(args.argv()).unwrap_or_else(|error| panic!("{error}"));
     let app = App::build(cli.config)
         .await
         .unwrap_or_else(|error| panic!("command-service does not start: {error:#}"));

@@ -1,6 +1,10 @@
 use std::time::Duration;
 
-use testkit::test_support::{http_get, parse_metrics, sample};
+use testkit::{
+    http::get as http_get,
+    metrics::{parse_metrics, sample},
+    ports::free_addr,
+};
 
 use crate::helpers::*;
 
@@ -32,10 +36,7 @@ async fn liveness_and_readiness_answer_on_the_http_port() {
     shared::http::check_readiness(unspecified)
         .await
         .expect("ready");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = free_addr();
     assert!(shared::http::check_readiness(closed).await.is_err());
 }
 

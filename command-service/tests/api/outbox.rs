@@ -5,13 +5,16 @@ use shared_proto::v1;
 use shared_proto::{event_headers, topics::Topics};
 
 use crate::helpers::*;
-use testkit::test_support::{PrivateBroker, http_get, parse_metrics, sample};
+use testkit::{
+    broker::PrivateBroker,
+    http::get as http_get,
+    metrics::{parse_metrics, sample},
+};
 
 #[tokio::test]
 async fn replicas_share_the_outbox_and_publish_every_event_exactly_once() {
     // One replica NOTIFYs on every write, the other does not: both kinds share the outbox.
-    let mut first =
-        spawn_app_with(&testkit::test_support::brokers(), &["--outbox-notify=true"]).await;
+    let mut first = spawn_app_with(&testkit::broker::brokers(), &["--outbox-notify=true"]).await;
     let mut second = first.replica().await;
     let mut events = first.events().await;
 
@@ -45,7 +48,7 @@ async fn replicas_share_the_outbox_and_publish_every_event_exactly_once() {
 #[tokio::test]
 async fn relay_once_drains_what_is_pending_and_then_finds_nothing() {
     let mut app = spawn_app_with(
-        &testkit::test_support::brokers(),
+        &testkit::broker::brokers(),
         // Neither notifications nor the poll wake the background relay during this test.
         &["--outbox-notify=false", "--outbox-poll-interval=1h"],
     )

@@ -1,5 +1,4 @@
 use std::{
-    net::TcpListener,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -9,25 +8,22 @@ use shared_proto::topics::Topics;
 use shared_proto::v1::user_service_client::UserServiceClient;
 use tonic::Code;
 
-use testkit::test_support;
+use testkit::{
+    broker,
+    ports::free_addr,
+    process::{Launch, Process},
+    service_args::CommandServiceArgs,
+};
 use uuid::Uuid;
 
 use crate::helpers::*;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn sigterm_during_a_stream_of_calls_exits_0_with_no_failed_call_or_lost_event() {
     let db = TestDatabase::create().await;
     let prefix = format!("test-{}.", Uuid::new_v4().simple());
     let topics = Topics::with_prefix(&prefix);
-    let brokers = test_support::brokers();
+    let brokers = broker::brokers();
     kafka::ensure_topics(
         &shared::kafka::Cluster::plaintext(brokers.to_owned()),
         &topics.events(),
@@ -35,29 +31,32 @@ async fn sigterm_during_a_stream_of_calls_exits_0_with_no_failed_call_or_lost_ev
     )
     .await
     .unwrap();
-    let grpc_addr = format!("127.0.0.1:{}", free_port());
-    let mut service = tokio::process::Command::new(env!("CARGO_BIN_EXE_command-service"))
-        .args([
-            format!("--grpc-addr={grpc_addr}"),
-            format!("--http-addr=127.0.0.1:{}", free_port()),
-            format!("--database-url={}", db.url),
-            format!("--kafka-brokers={brokers}"),
-            format!("--kafka-topic-prefix={prefix}"),
-            "--shutdown-grace=10s".to_owned(),
-        ])
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("command-service starts");
-    let mut client = None;
-    for _ in 0..100 {
-        if let Ok(connected) = UserServiceClient::connect(format!("http://{grpc_addr}")).await {
-            client = Some(connected);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let client = client.expect("command-service listens");
+    let grpc_addr = free_addr();
+    let args = CommandServiceArgs::new()
+        .grpc_addr(grpc_addr)
+        .http_addr(free_addr())
+        .database_url(&db.url)
+        .brokers(&brokers)
+        .topic_prefix(&prefix)
+        .shutdown_grace("10s")
+        .log_filter("warn");
+    let launch = Launch::new(env!("CARGO_BIN_EXE_command-service")).service(&args);
+    let log = std::env::temp_dir().join(format!("users-test-shutdown-{}.log", Uuid::new_v4()));
+    let mut service =
+        Process::spawn("command-service", launch, Some(log)).expect("command-service starts");
+    let client = service
+        .wait_for(
+            "gRPC connection",
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            || async move {
+                UserServiceClient::connect(format!("http://{grpc_addr}"))
+                    .await
+                    .ok()
+            },
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{error:#}"));
 
     let created = Arc::new(Mutex::new(Vec::new()));
     let failures = Arc::new(Mutex::new(Vec::new()));
@@ -91,17 +90,13 @@ async fn sigterm_during_a_stream_of_calls_exits_0_with_no_failed_call_or_lost_ev
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let pid = service.id().expect("a pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    service.signal("-TERM").unwrap();
 
-    let exit = tokio::time::timeout(Duration::from_secs(30), service.wait())
+    let exit = service
+        .wait_exit(Duration::from_secs(30))
         .await
-        .expect("the service exits within its grace period")
-        .unwrap();
+        .unwrap()
+        .expect("the service exits within its grace period");
     for worker in workers {
         worker.await.unwrap();
     }

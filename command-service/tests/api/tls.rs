@@ -4,6 +4,7 @@
 
 use clap::Parser;
 use command_service::{app::App, config::Cli};
+use testkit::service_args::CommandServiceArgs;
 
 use crate::helpers::*;
 
@@ -36,16 +37,13 @@ fn url(db: &TestDatabase, host: &str, sslmode: &str) -> String {
 }
 
 async fn build(database_url: &str, extra: &[&str]) -> anyhow::Result<App> {
-    let mut args = vec![
-        "command-service".to_owned(),
-        "--grpc-addr=127.0.0.1:0".to_owned(),
-        "--http-addr=127.0.0.1:0".to_owned(),
-        format!("--database-url={database_url}"),
-        format!("--kafka-brokers={}", testkit::test_support::brokers()),
-        format!("--kafka-topic-prefix={}", new_prefix()),
-    ];
-    args.extend(extra.iter().map(|arg| arg.to_string()));
-    App::build(Cli::try_parse_from(args)?.config).await
+    let args = CommandServiceArgs::new()
+        .any_ports()
+        .database_url(database_url)
+        .brokers(&testkit::broker::brokers())
+        .topic_prefix(&new_prefix())
+        .flags(extra);
+    App::build(Cli::try_parse_from(args.argv())?.config).await
 }
 
 #[tokio::test]

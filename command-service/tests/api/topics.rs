@@ -6,11 +6,11 @@ use std::time::Duration;
 use shared::kafka::{self, TopicSettings};
 
 use crate::helpers::*;
-use testkit::test_support;
+use testkit::broker;
 
 #[tokio::test]
 async fn a_service_forbidden_to_create_topics_publishes_once_they_are_made_for_it() {
-    let mut app = spawn_app_with(&test_support::brokers(), &["--kafka-manage-topics=false"]).await;
+    let mut app = spawn_app_with(&broker::brokers(), &["--kafka-manage-topics=false"]).await;
     app.create_user(&unique_email()).await;
 
     let refused = app.relay.relay_once().await.expect_err("no topics yet");
@@ -19,7 +19,7 @@ async fn a_service_forbidden_to_create_topics_publishes_once_they_are_made_for_i
         "{refused}"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let partitions = kafka::partitions(&test_support::cluster(), &app.topics.events()).await;
+    let partitions = kafka::partitions(&broker::cluster(), &app.topics.events()).await;
     assert!(
         partitions.is_err() || partitions.as_ref().is_ok_and(Vec::is_empty),
         "the service created topics it was told not to: {partitions:?}"
@@ -28,7 +28,7 @@ async fn a_service_forbidden_to_create_topics_publishes_once_they_are_made_for_i
 
     // The platform makes them, as the service expects them.
     kafka::ensure_topics(
-        &test_support::cluster(),
+        &broker::cluster(),
         &app.topics.events(),
         &TopicSettings::fixed(PARTITIONS, 1),
     )
@@ -46,13 +46,13 @@ async fn a_topic_made_with_other_settings_than_the_services_is_refused_by_name()
     let prefix = new_prefix();
     let topics = shared_proto::topics::Topics::with_prefix(&prefix);
     kafka::ensure_topics(
-        &test_support::cluster(),
+        &broker::cluster(),
         &topics.events(),
         &TopicSettings::fixed(1, 1),
     )
     .await
     .unwrap();
-    let app = spawn_app_on(&test_support::brokers(), &prefix, &[]).await;
+    let app = spawn_app_on(&broker::brokers(), &prefix, &[]).await;
     let refused = app
         .relay
         .relay_once()
