@@ -10,7 +10,11 @@ use shared_proto::topics::Topics;
 use shared_proto::v1;
 use tokio_util::sync::CancellationToken;
 
-use testkit::test_support::{self, http_get, parse_metrics, sample};
+use testkit::{
+    broker,
+    http::get as http_get,
+    metrics::{parse_metrics, sample},
+};
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -46,7 +50,7 @@ async fn wait_for_stale(app: &QueryApp, topic: &str, count: f64) {
 async fn a_redelivered_old_event_does_not_replace_an_expired_entry() {
     let db = Arc::new(TestDatabase::create().await);
     let mut app = start_query(db, &new_prefix(), &group(), &["--cache-ttl=1s"]).await;
-    let writer = EventWriter::new(&test_support::brokers());
+    let writer = EventWriter::new(&broker::brokers());
     let id = Uuid::now_v7();
     publish(&writer, &app.topics, "created", &user(id, 1, "Ada", "GB")).await;
     publish(
@@ -94,13 +98,13 @@ async fn a_cold_replica_that_rewinds_does_not_serve_an_old_version() {
     let topics = Topics::with_prefix(&prefix);
     // One partition per topic, so the rewind below reaches exactly what it should.
     kafka::ensure_topics(
-        &shared::kafka::Cluster::plaintext(test_support::brokers().to_owned()),
+        &shared::kafka::Cluster::plaintext(broker::brokers().to_owned()),
         &topics.events(),
         &shared::kafka::TopicSettings::fixed(1, 1),
     )
     .await
     .unwrap();
-    let writer = EventWriter::new(&test_support::brokers());
+    let writer = EventWriter::new(&broker::brokers());
     let gone = Uuid::now_v7();
     publish(&writer, &topics, "created", &user(gone, 1, "Ada", "GB")).await;
     publish(&writer, &topics, "updated", &user(gone, 2, "Augusta", "GB")).await;
@@ -135,13 +139,13 @@ async fn a_cold_replica_that_rewinds_does_not_serve_an_old_version() {
 
 #[tokio::test]
 async fn the_cache_feed_waits_for_its_topics_then_drops_what_changed() {
-    let brokers = test_support::brokers();
+    let brokers = broker::brokers();
     let topics = Topics::with_prefix(&new_prefix());
     let cache = UserCache::new(1000, Duration::from_secs(60), &mut Registry::default());
     let (state, mut watch) = feed::state();
     let stop = CancellationToken::new();
     let feed = tokio::spawn(feed::run(
-        test_support::cluster(),
+        broker::cluster(),
         topics.clone(),
         cache.clone(),
         state,

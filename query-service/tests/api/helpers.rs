@@ -8,13 +8,18 @@ use shared_proto::{event_headers, topics::Topics};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use testkit::test_support;
+use testkit::{
+    broker,
+    service_args::{CommandServiceArgs, QueryServiceArgs},
+};
 use uuid::Uuid;
 
 pub use shared::kafka::header;
 
-pub use testkit::test_support::{
-    EventReader, EventWriter, TestDatabase, field_violations as violations,
+pub use testkit::{
+    database::TestDatabase,
+    events::{EventReader, EventWriter},
+    grpc::field_violations as violations,
 };
 pub const PARTITIONS: i32 = 3;
 
@@ -24,32 +29,24 @@ pub fn new_prefix() -> String {
 
 /// The command line a test's query-service runs with; a flag in `extra` replaces the
 /// default of the same name (a test may reach the database through a proxy, say).
-pub fn query_args(db: &TestDatabase, prefix: &str, group: &str, extra: &[&str]) -> Vec<String> {
-    let mut args = vec![
-        "query-service".to_owned(),
-        "--grpc-addr=127.0.0.1:0".to_owned(),
-        "--http-addr=127.0.0.1:0".to_owned(),
-        format!("--database-url={}", db.url),
-        format!("--kafka-brokers={}", test_support::brokers()),
-        format!("--kafka-topic-prefix={prefix}"),
-        format!("--kafka-topic-partitions={PARTITIONS}"),
-        format!("--kafka-consumer-group={group}"),
-        "--health-check-interval=200ms".to_owned(),
-        "--min-version-timeout=10s".to_owned(),
-        "--replay-metrics-addr=127.0.0.1:0".to_owned(),
-    ];
-    args.extend(
-        testkit::service_args::QueryServiceArgs::new()
-            .dev_broker()
-            .args()
-            .iter()
-            .cloned(),
-    );
-    let name = |arg: &str| arg.split_once('=').map_or(arg, |(name, _)| name).to_owned();
-    let replaced: Vec<String> = extra.iter().map(|arg| name(arg)).collect();
-    args.retain(|arg| !replaced.contains(&name(arg)));
-    args.extend(extra.iter().map(|arg| arg.to_string()));
-    args
+pub fn query_args(
+    db: &TestDatabase,
+    prefix: &str,
+    group: &str,
+    extra: &[&str],
+) -> QueryServiceArgs {
+    QueryServiceArgs::new()
+        .any_ports()
+        .database_url(&db.url)
+        .brokers(&broker::brokers())
+        .topic_prefix(prefix)
+        .topic_partitions(PARTITIONS)
+        .consumer_group(group)
+        .health_check_interval("200ms")
+        .min_version_timeout("10s")
+        .replay_metrics_addr("127.0.0.1:0")
+        .dev_broker()
+        .flags(extra)
 }
 
 pub struct QueryApp {
@@ -77,8 +74,9 @@ pub async fn start_query(
     group: &str,
     extra: &[&str],
 ) -> QueryApp {
-    let cli = query_service::config::Cli::try_parse_from(query_args(&db, prefix, group, extra))
-        .unwrap_or_else(|error| panic!("{error}"));
+    let cli =
+        query_service::config::Cli::try_parse_from(query_args(&db, prefix, group, extra).argv())
+            .unwrap_or_else(|error| panic!("{error}"));
     let partitions = cli.config.kafka.topic_partitions;
     let app = query_service::app::App::build(cli.config)
         .await
@@ -88,7 +86,7 @@ pub async fn start_query(
     let stop = CancellationToken::new();
     let task = tokio::spawn(app.run(stop.clone()));
     kafka::ensure_topics(
-        &shared::kafka::Cluster::plaintext(test_support::brokers().to_owned()),
+        &shared::kafka::Cluster::plaintext(broker::brokers()),
         &Topics::with_prefix(prefix).events(),
         &shared::kafka::TopicSettings::fixed(partitions, 1),
     )
@@ -255,16 +253,14 @@ impl Drop for System {
 pub async fn spawn_system(query_extra: &[&str]) -> System {
     let prefix = new_prefix();
     let command_db = TestDatabase::create().await;
-    let cli = command_service::config::Cli::try_parse_from([
-        "command-service".to_owned(),
-        "--grpc-addr=127.0.0.1:0".to_owned(),
-        "--http-addr=127.0.0.1:0".to_owned(),
-        format!("--database-url={}", command_db.url),
-        format!("--kafka-brokers={}", test_support::brokers()),
-        format!("--kafka-topic-prefix={prefix}"),
-        format!("--kafka-topic-partitions={PARTITIONS}"),
-    ])
-    .unwrap_or_else(|error| panic!("{error}"));
+    let args = CommandServiceArgs::new()
+        .any_ports()
+        .database_url(&command_db.url)
+        .brokers(&broker::brokers())
+        .topic_prefix(&prefix)
+        .topic_partitions(PARTITIONS);
+    let cli = command_service::config::Cli::try_parse_from(args.argv())
+        .unwrap_or_else(|error| panic!("{error}"));
     let app = command_service::app::App::build(cli.config)
         .await
         .unwrap_or_else(|error| panic!("command-service does not start: {error:#}"));

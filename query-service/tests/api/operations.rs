@@ -1,6 +1,9 @@
 use std::time::Duration;
 
-use testkit::test_support::{http_get, parse_metrics, sample};
+use testkit::{
+    http::get as http_get,
+    metrics::{parse_metrics, sample},
+};
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -22,7 +25,7 @@ async fn readiness_reports_each_dependency() {
 #[tokio::test]
 async fn cache_hits_and_misses_are_counted() {
     let mut app = spawn_query().await;
-    let writer = EventWriter::new(&testkit::test_support::brokers());
+    let writer = EventWriter::new(&testkit::broker::brokers());
     let id = Uuid::now_v7();
     publish(&writer, &app.topics, "created", &user(id, 1, "Ada", "GB")).await;
     app.wait_for(&id.to_string(), Some(1)).await;
@@ -64,12 +67,12 @@ async fn compacted_event_topics_keep_the_dead_letters_whole() {
     let db = TestDatabase::create().await;
     let prefix = new_prefix();
     let args = query_args(&db, &prefix, "group", &["--kafka-topic-retention=compact"]);
-    let cli = query_service::config::Cli::try_parse_from(args).unwrap();
+    let cli = query_service::config::Cli::try_parse_from(args.argv()).unwrap();
     let app = query_service::app::App::build(cli.config).await.unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
     let running = tokio::spawn(app.run(stop.clone()));
     let topics = shared_proto::topics::Topics::with_prefix(&prefix);
-    let cluster = testkit::test_support::cluster();
+    let cluster = testkit::broker::cluster();
     let admin: AdminClient<_> = cluster.client_config("test-admin").create().unwrap();
     let policy = |topic: String| {
         let admin = &admin;

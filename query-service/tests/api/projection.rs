@@ -9,7 +9,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn duplicated_and_out_of_order_events_give_the_in_order_view() {
     let mut app = spawn_query().await;
-    let writer = EventWriter::new(&testkit::test_support::brokers());
+    let writer = EventWriter::new(&testkit::broker::brokers());
     let (kept, deleted) = (Uuid::now_v7(), Uuid::now_v7());
 
     // `kept`: its late create and an old update arrive after the newest update, twice.
@@ -99,7 +99,7 @@ async fn duplicated_and_out_of_order_events_give_the_in_order_view() {
 #[tokio::test]
 async fn a_poison_record_is_dead_lettered_and_the_next_one_applied() {
     let mut app = spawn_query().await;
-    let brokers = testkit::test_support::brokers();
+    let brokers = testkit::broker::brokers();
     let writer = EventWriter::new(&brokers);
     let poison_key = Uuid::now_v7().to_string();
     writer
@@ -146,7 +146,7 @@ async fn a_poison_record_is_dead_lettered_and_the_next_one_applied() {
 #[tokio::test]
 async fn a_projector_restarted_mid_stream_ends_with_the_same_view() {
     let app = spawn_query().await;
-    let writer = EventWriter::new(&testkit::test_support::brokers());
+    let writer = EventWriter::new(&testkit::broker::brokers());
     let ids: Vec<Uuid> = (0..30).map(|_| Uuid::now_v7()).collect();
     for id in &ids[..15] {
         publish(&writer, &app.topics, "created", &user(*id, 1, "Ada", "GB")).await;
@@ -196,7 +196,7 @@ fn app_topics(prefix: &str) -> shared_proto::topics::Topics {
 
 #[tokio::test]
 async fn a_position_inside_a_producer_batch_resumes_without_skipping_its_rest() {
-    let brokers = testkit::test_support::brokers();
+    let brokers = testkit::broker::brokers();
     let prefix = new_prefix();
     let topics = shared_proto::topics::Topics::with_prefix(&prefix);
     shared::kafka::ensure_topics(

@@ -197,7 +197,7 @@ async fn unknown_users_are_not_found_and_writes_belong_to_command_service() {
 #[tokio::test]
 async fn pages_walk_a_filtered_set_without_duplicates_or_gaps_while_writes_go_on() {
     let mut app = spawn_query().await;
-    let writer = EventWriter::new(&testkit::test_support::brokers());
+    let writer = EventWriter::new(&testkit::broker::brokers());
     let mut british = Vec::new();
     for n in 0..23 {
         let id = Uuid::now_v7();
@@ -224,7 +224,7 @@ async fn pages_walk_a_filtered_set_without_duplicates_or_gaps_while_writes_go_on
     let topics = app.topics.clone();
     let updates = british.clone();
     let background = tokio::spawn(async move {
-        let writer = EventWriter::new(&testkit::test_support::brokers());
+        let writer = EventWriter::new(&testkit::broker::brokers());
         for (n, id) in updates.iter().enumerate() {
             let id = Uuid::parse_str(id).unwrap();
             publish(&writer, &topics, "updated", &user(id, 2, "Augusta", "GB")).await;
@@ -262,7 +262,7 @@ async fn pages_walk_a_filtered_set_without_duplicates_or_gaps_while_writes_go_on
 #[tokio::test]
 async fn a_page_token_only_works_with_the_filter_it_was_issued_for() {
     let mut app = spawn_query().await;
-    let writer = EventWriter::new(&testkit::test_support::brokers());
+    let writer = EventWriter::new(&testkit::broker::brokers());
     let mut last = String::new();
     for _ in 0..3 {
         let id = Uuid::now_v7();
@@ -303,7 +303,7 @@ async fn a_page_token_only_works_with_the_filter_it_was_issued_for() {
 #[tokio::test]
 async fn a_filter_of_several_countries_pages_through_them_in_id_order() {
     let mut app = spawn_query().await;
-    let writer = EventWriter::new(&testkit::test_support::brokers());
+    let writer = EventWriter::new(&testkit::broker::brokers());
     let mut expected = Vec::new();
     for n in 0..12 {
         let id = Uuid::now_v7();

@@ -15,7 +15,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn replay_rebuilds_the_view_while_reads_keep_succeeding() {
     let mut app = spawn_query().await;
-    let writer = EventWriter::new(&testkit::test_support::brokers());
+    let writer = EventWriter::new(&testkit::broker::brokers());
     let ids: Vec<Uuid> = (0..40).map(|_| Uuid::now_v7()).collect();
     for id in &ids {
         publish(&writer, &app.topics, "created", &user(*id, 1, "Ada", "GB")).await;
@@ -78,13 +78,8 @@ async fn replay_rebuilds_the_view_while_reads_keep_succeeding() {
         })
     };
 
-    let cli = query_service::config::Cli::try_parse_from(query_args(
-        &app.db,
-        &app.prefix,
-        &app.group,
-        &[],
-    ))
-    .unwrap();
+    let args = query_args(&app.db, &app.prefix, &app.group, &[]);
+    let cli = query_service::config::Cli::try_parse_from(args.argv()).unwrap();
     let report = query_service::replay::replay(&cli.config)
         .await
         .expect("replay succeeds");
@@ -129,7 +124,7 @@ async fn replay_rebuilds_the_view_while_reads_keep_succeeding() {
 #[tokio::test]
 async fn of_two_replays_started_together_one_completes_and_the_other_refuses() {
     let mut app = spawn_query().await;
-    let writer = EventWriter::new(&testkit::test_support::brokers());
+    let writer = EventWriter::new(&testkit::broker::brokers());
     let ids: Vec<Uuid> = (0..20).map(|_| Uuid::now_v7()).collect();
     for id in &ids {
         publish(&writer, &app.topics, "created", &user(*id, 1, "Ada", "GB")).await;
@@ -139,13 +134,8 @@ async fn of_two_replays_started_together_one_completes_and_the_other_refuses() {
     }
     let before = app.view_rows().await;
 
-    let cli = query_service::config::Cli::try_parse_from(query_args(
-        &app.db,
-        &app.prefix,
-        &app.group,
-        &[],
-    ))
-    .unwrap();
+    let args = query_args(&app.db, &app.prefix, &app.group, &[]);
+    let cli = query_service::config::Cli::try_parse_from(args.argv()).unwrap();
     let (first, second) = tokio::join!(
         query_service::replay::replay(&cli.config),
         query_service::replay::replay(&cli.config)
@@ -171,13 +161,13 @@ async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partitio
     let prefix = new_prefix();
     let topics = shared_proto::topics::Topics::with_prefix(&prefix);
     shared::kafka::ensure_topics(
-        &shared::kafka::Cluster::plaintext(testkit::test_support::brokers().to_owned()),
+        &shared::kafka::Cluster::plaintext(testkit::broker::brokers().to_owned()),
         &topics.events(),
         &shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
     )
     .await
     .unwrap();
-    let writer = EventWriter::new(&testkit::test_support::brokers());
+    let writer = EventWriter::new(&testkit::broker::brokers());
     let users: Vec<v1::User> = (0..60)
         .map(|_| user(Uuid::now_v7(), 1, "Ada", "GB"))
         .collect();
@@ -189,9 +179,8 @@ async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partitio
     .await;
 
     let db = TestDatabase::create().await;
-    let cli =
-        query_service::config::Cli::try_parse_from(query_args(&db, &prefix, "group-unused", &[]))
-            .unwrap();
+    let args = query_args(&db, &prefix, "group-unused", &[]);
+    let cli = query_service::config::Cli::try_parse_from(args.argv()).unwrap();
     let report = query_service::replay::replay(&cli.config)
         .await
         .expect("replay succeeds");
@@ -209,7 +198,7 @@ async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partitio
 #[tokio::test]
 async fn a_replays_progress_can_be_scraped_while_it_runs() {
     let app = spawn_query().await;
-    let writer = EventWriter::new(&testkit::test_support::brokers());
+    let writer = EventWriter::new(&testkit::broker::brokers());
     let users: Vec<v1::User> = (0..3000)
         .map(|_| user(Uuid::now_v7(), 1, "Ada", "GB"))
         .collect();
@@ -222,18 +211,9 @@ async fn a_replays_progress_can_be_scraped_while_it_runs() {
         .await;
     }
 
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let metrics_addr = format!("--replay-metrics-addr={addr}");
-    let cli = query_service::config::Cli::try_parse_from(query_args(
-        &app.db,
-        &app.prefix,
-        &app.group,
-        &[&metrics_addr],
-    ))
-    .unwrap();
+    let addr = testkit::ports::free_addr();
+    let args = query_args(&app.db, &app.prefix, &app.group, &[]).replay_metrics_addr(addr);
+    let cli = query_service::config::Cli::try_parse_from(args.argv()).unwrap();
     let replay = tokio::spawn(async move { query_service::replay::replay(&cli.config).await });
     let mut seen = Vec::new();
     while !replay.is_finished() {
@@ -245,13 +225,12 @@ async fn a_replays_progress_can_be_scraped_while_it_runs() {
         {
             drop(stream);
             // The replay may end, and its server with it, between the connect and the GET.
-            let Ok((_, metrics)) = testkit::test_support::try_http_get(addr, "/metrics").await
-            else {
+            let Ok((_, metrics)) = testkit::http::try_get(addr, "/metrics").await else {
                 continue;
             };
-            let samples = testkit::test_support::parse_metrics(&metrics);
+            let samples = testkit::metrics::parse_metrics(&metrics);
             let value = |name: &str, labels: &[(&str, &str)]| {
-                testkit::test_support::sample(&samples, name, labels)
+                testkit::metrics::sample(&samples, name, labels)
             };
             seen.push((
                 value("replay_phase", &[("phase", "reading")]),

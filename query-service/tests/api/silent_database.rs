@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use shared_proto::v1;
 
-use testkit::{test_proxy::FreezingProxy, test_support};
+use testkit::{broker, test_proxy::FreezingProxy};
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -26,7 +26,7 @@ async fn the_projector_and_the_reads_heal_when_every_open_database_connection_go
         ],
     )
     .await;
-    let writer = test_support::EventWriter::new(&test_support::brokers());
+    let writer = EventWriter::new(&broker::brokers());
     let before = Uuid::now_v7();
     publish(
         &writer,

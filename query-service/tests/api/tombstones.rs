@@ -4,7 +4,11 @@
 use std::{sync::Arc, time::Duration};
 
 use shared_proto::v1;
-use testkit::test_support::{self, http_get, parse_metrics, sample};
+use testkit::{
+    broker,
+    http::get as http_get,
+    metrics::{parse_metrics, sample},
+};
 use uuid::Uuid;
 
 use crate::helpers::*;
@@ -37,7 +41,7 @@ async fn a_purged_tombstone_stays_purged_and_late_events_do_not_bring_the_user_b
         ],
     )
     .await;
-    let writer = EventWriter::new(&test_support::brokers());
+    let writer = EventWriter::new(&broker::brokers());
     let (gone, recent) = (Uuid::now_v7(), Uuid::now_v7());
     publish(&writer, &app.topics, "created", &user_at(gone, 1, DAY * 10)).await;
     publish(&writer, &app.topics, "deleted", &user_at(gone, 3, DAY * 9)).await;
@@ -121,7 +125,7 @@ async fn a_read_model_catching_up_on_history_older_than_the_retention_keeps_ever
         ],
     )
     .await;
-    let writer = EventWriter::new(&test_support::brokers());
+    let writer = EventWriter::new(&broker::brokers());
     // Deletions from an hour ago, projected and purged first.
     let deleted: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
     for &id in &deleted {

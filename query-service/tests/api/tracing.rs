@@ -1,5 +1,5 @@
 use shared_proto::v1;
-use testkit::test_support::finished_spans;
+use testkit::spans::finished_spans;
 use tonic::Request;
 use uuid::Uuid;
 
