@@ -136,12 +136,12 @@ impl App {
             Arc::clone(&self.relay).run(background.clone()),
         )];
         if self.config.outbox.outbox_notify {
-            tasks.push(pg_listen::spawn_listener(
+            tasks.push(tokio::spawn(pg_listen::keep_listening(
                 self.database.clone(),
                 outbox::CHANNEL,
                 Arc::clone(&self.relay_wake),
                 background.clone(),
-            ));
+            )));
         }
         tracing::info!(grpc = %self.grpc_addr(), http = %self.http_addr(), "command-service serving");
         self.frontend

@@ -1,18 +1,17 @@
-//! Startup: everything is built and bound in `App::build`, so tests run the real service on
-//! port 0; `App::run` serves until the stop token is cancelled, then drains.
+//! Startup: everything is built and bound in `App::build`, workers included, so tests run the
+//! real service on port 0; `App::run` only starts the workers and serves until the stop token
+//! is cancelled, then drains.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use futures::{FutureExt, future::BoxFuture};
 use prometheus_client::registry::Registry;
 use shared::{
-    backoff::Backoff,
-    config::KafkaArgs,
-    db::{self, Pool},
+    db::Pool,
     frontend::Frontend,
     grpc_metrics::GrpcMetricsLayer,
     grpc_server::{self, Gate},
     health::Need,
-    kafka::{self, Cluster},
     pg_listen, readiness,
 };
 use shared_proto::topics::Topics;
@@ -29,6 +28,7 @@ use crate::{
     read_model::{
         ReadModel, UserCache,
         feed::{self, FeedState},
+        swaps,
     },
     view,
 };
@@ -36,12 +36,14 @@ use crate::{
 pub struct App {
     config: Config,
     frontend: Frontend,
-    projector: Projector,
-    cache: UserCache,
-    feed_state: watch::Sender<FeedState>,
     pool: Pool,
-    database: db::Database,
-    cluster: Cluster,
+    /// Started first: what keeps this replica's cache current.
+    cache_workers: Vec<BoxFuture<'static, ()>>,
+    /// Started once the cache feed listens (or has kept them waiting too long).
+    workers: Vec<BoxFuture<'static, ()>>,
+    feed_started: watch::Receiver<FeedState>,
+    /// Stops the workers once gRPC has drained.
+    background: CancellationToken,
 }
 
 /// How long gRPC waits for the cache feed before serving without it (it catches up later,
@@ -71,7 +73,7 @@ impl App {
                 resume_rewind: config.resume_rewind,
                 fetch_wait: config.fetch_wait,
             },
-            topics,
+            topics.clone(),
             pool.clone(),
             cache.clone(),
             projector_metrics,
@@ -125,15 +127,50 @@ impl App {
         )
         .await?;
 
+        let background = CancellationToken::new();
+        let feed_started = feed_state.subscribe();
+        let swapped = Arc::new(Notify::new());
+        let cache_workers = vec![
+            feed::run(
+                cluster.clone(),
+                topics.clone(),
+                cache.clone(),
+                feed_state,
+                feed::PARTITION_REFRESH,
+                config.fetch_wait,
+                background.clone(),
+            )
+            .boxed(),
+            pg_listen::keep_listening(
+                database,
+                view::SWAPPED,
+                Arc::clone(&swapped),
+                background.clone(),
+            )
+            .boxed(),
+            swaps::clear_cache_on_swap(swapped, pool.clone(), cache, background.clone()).boxed(),
+        ];
+        let workers = vec![
+            projector
+                .consume(cluster, config.kafka.clone(), topics, background.clone())
+                .boxed(),
+            view::purge_every(
+                pool.clone(),
+                config.tombstone_retention,
+                config.tombstone_purge_interval,
+                background.clone(),
+            )
+            .boxed(),
+        ];
+
         Ok(Self {
             config,
             frontend,
-            projector,
-            cache,
-            feed_state,
             pool,
-            database,
-            cluster,
+            cache_workers,
+            workers,
+            feed_started,
+            background,
         })
     }
 
@@ -151,170 +188,32 @@ impl App {
 
     /// Serves until `stop` is cancelled; then drains gRPC within the grace period, and the
     /// projector commits its position.
-    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
-        let background = CancellationToken::new();
-        let topics = Topics::with_prefix(&self.config.kafka.topic_prefix);
-        let mut feed_started = self.feed_state.subscribe();
-        let feed = tokio::spawn(feed::run(
-            self.cluster.clone(),
-            topics.clone(),
-            self.cache.clone(),
-            self.feed_state,
-            feed::PARTITION_REFRESH,
-            self.config.fetch_wait,
-            background.clone(),
-        ));
-        let consume = consume(
-            self.cluster.clone(),
-            self.config.kafka.clone(),
-            topics,
-            self.projector,
-            background.clone(),
-        );
-        let swapped = Arc::new(Notify::new());
-        let listen = pg_listen::spawn_listener(
-            self.database.clone(),
-            view::SWAPPED,
-            Arc::clone(&swapped),
-            background.clone(),
-        );
-        let clear = clear_cache_on_swap(
-            swapped,
-            self.pool.clone(),
-            self.cache.clone(),
-            background.clone(),
-        );
+    pub async fn run(mut self, stop: CancellationToken) -> anyhow::Result<()> {
+        let mut running: Vec<_> = self.cache_workers.into_iter().map(tokio::spawn).collect();
         // Changes made while a replica serves must reach its cache: let the feed start first,
         // unless the broker keeps it waiting.
         if tokio::time::timeout(
             FEED_START_WAIT,
-            feed_started.wait_for(|state| *state == FeedState::Listening),
+            self.feed_started
+                .wait_for(|state| *state == FeedState::Listening),
         )
         .await
         .is_err()
         {
             tracing::warn!(wait = ?FEED_START_WAIT, "serving before the cache feed started");
         }
-        let purge = tokio::spawn(purge_tombstones(
-            self.pool.clone(),
-            self.config.tombstone_retention,
-            self.config.tombstone_purge_interval,
-            background.clone(),
-        ));
+        running.extend(self.workers.into_iter().map(tokio::spawn));
         tracing::info!(grpc = %self.frontend.grpc_addr(), http = %self.frontend.http_addr(), "query-service serving");
         self.frontend
             .serve(
                 &self.config.health,
                 self.config.shutdown.shutdown_grace,
                 stop,
-                background,
-                vec![
-                    tokio::spawn(consume),
-                    feed,
-                    listen,
-                    tokio::spawn(clear),
-                    purge,
-                ],
+                self.background,
+                running,
             )
             .await?;
         tracing::info!("query-service stopped");
         Ok(())
-    }
-}
-
-/// Creates the topics, then runs the projector until `shutdown`.
-async fn consume(
-    cluster: Cluster,
-    kafka_args: KafkaArgs,
-    topics: Topics,
-    projector: Projector,
-    shutdown: CancellationToken,
-) {
-    if ensure_topics(&cluster, &kafka_args, &topics, &shutdown).await {
-        projector.run(shutdown).await;
-    }
-}
-
-/// Purges old tombstones every `interval`, on every replica (the purges take turns on the
-/// horizon's lock).
-async fn purge_tombstones(
-    pool: Pool,
-    retention: Duration,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        match view::purge_tombstones(&pool, retention).await {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "tombstones past their retention purged"),
-            Err(error) => tracing::warn!(%error, "cannot purge tombstones; trying again later"),
-        }
-    }
-}
-
-/// A replay announces its swap; the cache may hold entries the new table does not. The
-/// listener also wakes on every (re)connection, so the generation tells a real swap apart.
-async fn clear_cache_on_swap(
-    swapped: Arc<Notify>,
-    pool: Pool,
-    cache: UserCache,
-    shutdown: CancellationToken,
-) {
-    let mut known = None;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = swapped.notified() => {}
-        }
-        match view::generation(&pool).await {
-            Ok(generation) => {
-                if known.is_some_and(|known| known != generation) {
-                    tracing::info!(generation, "read model swapped; cache cleared");
-                    cache.clear();
-                }
-                known = Some(generation);
-            }
-            Err(error) => {
-                // Unknown: clearing is the safe side.
-                tracing::warn!(%error, "cannot read the read model's generation; cache cleared");
-                cache.clear();
-                known = None;
-            }
-        }
-    }
-}
-
-/// Creates the topics (events and dead letters), retrying until the broker answers.
-async fn ensure_topics(
-    cluster: &Cluster,
-    kafka_args: &KafkaArgs,
-    topics: &Topics,
-    shutdown: &CancellationToken,
-) -> bool {
-    let events = kafka_args.topic_settings();
-    // Dead letters are kept whole, whatever the event topics keep.
-    let dead_letters = kafka::TopicSettings {
-        retention: kafka::Retention::Forever,
-        ..events
-    };
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-    loop {
-        let created = match kafka::ensure_topics(cluster, &topics.events(), &events).await {
-            Ok(()) => kafka::ensure_topics(cluster, &[&topics.dead_letter], &dead_letters).await,
-            failed => failed,
-        };
-        match created {
-            Ok(()) => return true,
-            Err(error) => {
-                tracing::error!(%error, retry_in = ?backoff.upcoming(), "cannot create the topics; the projector waits")
-            }
-        }
-        if !backoff.sleep(shutdown).await {
-            return false;
-        }
     }
 }

@@ -27,26 +27,24 @@ enum ListenError {
 /// Keeps a connection listening on `channel`, reconnecting after failures, until `shutdown`.
 /// Every notification, and every (re)connection (notifications sent while no one listened
 /// are lost), calls `notify_one` on `wake`.
-pub fn spawn_listener(
+pub async fn keep_listening(
     database: Database,
     channel: &'static str,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-        while !shutdown.is_cancelled() {
-            match listen(&database, channel, &wake, &shutdown).await {
-                Ok(()) => return,
-                Err(error) => {
-                    tracing::warn!(%error, channel, retry_in = ?backoff.upcoming(), "LISTEN connection lost");
-                }
-            }
-            if !backoff.sleep(&shutdown).await {
-                return;
+) {
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    while !shutdown.is_cancelled() {
+        match listen(&database, channel, &wake, &shutdown).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, channel, retry_in = ?backoff.upcoming(), "LISTEN connection lost");
             }
         }
-    })
+        if !backoff.sleep(&shutdown).await {
+            return;
+        }
+    }
 }
 
 async fn listen(

@@ -10,6 +10,7 @@ mod group;
 mod lag;
 mod metrics;
 mod records;
+mod topics;
 
 use std::{
     sync::{Arc, atomic::AtomicBool},

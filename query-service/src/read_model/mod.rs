@@ -7,6 +7,7 @@ pub mod cache;
 pub mod feed;
 pub mod page_cache;
 mod shared_looks;
+pub mod swaps;
 
 use std::{sync::Arc, time::Duration};
 

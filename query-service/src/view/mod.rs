@@ -1,6 +1,10 @@
 //! The read model's table: version-guarded writes from the projector and replay, and the
 //! queries GetUser and ListUsers run.
 
+mod tombstones;
+
+pub use self::tombstones::{purge_every, purge_tombstones};
+
 use std::{collections::HashMap, sync::LazyLock};
 
 use deadpool_postgres::GenericClient;
@@ -240,41 +244,6 @@ impl Columns {
         self.updated_at.push(user.updated_at);
         self.version.push(user.version);
         self.deleted.push(change.deleted);
-    }
-}
-
-/// Tombstones deleted per statement, so a purge never holds the view for long.
-const PURGE_CHUNK: i64 = 10_000;
-
-/// Deletes the tombstones older than `retention`, keeping each purged user's id in
-/// `purged_users` so that no event, however late or old, brings that user back; returns how
-/// many went. Keeping the ids, rather than a time before which events may not create rows,
-/// is what lets a read model catching up on old history keep every user it has not
-/// projected yet. The purge lock is taken first, exclusively: a projector batch waits, then
-/// sees the ids (see `apply`).
-pub async fn purge_tombstones(
-    pool: &shared::db::Pool,
-    retention: std::time::Duration,
-) -> Result<u64, shared::db_failure::DbFailure> {
-    let mut purged = 0;
-    loop {
-        let count: i64 = pool
-            .run(async |client| {
-                let tx = client.transaction().await?;
-                tx.execute(PURGE_LOCK, &[]).await?;
-                let purge = tx.prepare_cached(&PURGE_TOMBSTONES).await?;
-                let count = tx
-                    .query_one(&purge, &[&retention.as_secs_f64(), &PURGE_CHUNK])
-                    .await?
-                    .get(0);
-                tx.commit().await?;
-                Ok::<_, shared::db_failure::DbFailure>(count)
-            })
-            .await?;
-        purged += count as u64;
-        if count < PURGE_CHUNK {
-            return Ok(purged);
-        }
     }
 }
 
