@@ -6,7 +6,8 @@ use shared_proto::v1;
 use shared_proto::{timestamp, topics::Topics, user_state::UserState};
 use uuid::Uuid;
 
-/// The state of one user after one change.
+/// A user after one change, live or deleted: what an event carries, and what a row of the
+/// view holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserChange {
     pub user: UserState,

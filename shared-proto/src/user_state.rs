@@ -5,6 +5,10 @@ use uuid::Uuid;
 
 use crate::{timestamp, v1};
 
+/// A user: the columns both databases keep of it, never a password hash. The other shapes
+/// are built from it: query-service's `UserChange` (a `UserState` and whether it is deleted,
+/// what an event carries and a row of the view holds) and `CachedUser` (what GetUser answers
+/// from), and `v1::User` on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserState {
     pub id: Uuid,

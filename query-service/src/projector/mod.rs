@@ -257,7 +257,7 @@ impl Projector {
                 self.cache.written(change.user.id, CachedUser::from(change));
             }
         }
-        self.cache.announce();
+        self.cache.wake_readers();
 
         for record in batch {
             if let Err(error) =

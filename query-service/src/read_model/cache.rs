@@ -30,7 +30,8 @@ use uuid::Uuid;
 
 use crate::user_change::UserChange;
 
-/// A user at a version; `None` once deleted.
+/// What the cache keeps of a user: its version and the protobuf GetUser answers with, `None`
+/// once deleted.
 #[derive(Debug, Clone)]
 pub struct CachedUser {
     pub version: i64,
@@ -150,7 +151,7 @@ impl UserCache {
     }
 
     /// The event stream shows `id` at `version`: an older entry goes.
-    pub fn announce_version(&self, id: Uuid, version: i64) {
+    pub fn saw_in_stream(&self, id: Uuid, version: i64) {
         self.changes.fetch_add(1, Ordering::AcqRel);
         self.announced
             .entry(id)
@@ -167,16 +168,16 @@ impl UserCache {
     }
 
     /// The newest version the stream announced for `id`, while it is remembered.
-    pub fn announced(&self, id: &Uuid) -> Option<i64> {
+    pub fn stream_version(&self, id: &Uuid) -> Option<i64> {
         self.announced.get(id)
     }
 
     /// Tells readers waiting for a version to look again.
-    pub fn announce(&self) {
+    pub fn wake_readers(&self) {
         self.advanced.notify_waiters();
     }
 
-    pub fn advanced(&self) -> &Notify {
+    pub fn reader_wakeups(&self) -> &Notify {
         &self.advanced
     }
 
@@ -184,7 +185,7 @@ impl UserCache {
         self.changes.fetch_add(1, Ordering::AcqRel);
         self.cache.invalidate_all();
         self.announced.invalidate_all();
-        self.announce();
+        self.wake_readers();
     }
 }
 
@@ -230,7 +231,7 @@ mod tests {
         let cache = UserCache::new(100, Duration::from_secs(60), &mut Registry::default());
         let id = Uuid::now_v7();
         cache.offer(id, entry(1, "cached"));
-        cache.announce_version(id, 3);
+        cache.saw_in_stream(id, 3);
         assert!(cache.get(&id).is_none(), "the older entry is dropped");
 
         cache.offer(id, entry(2, "a lagging view"));
@@ -238,7 +239,7 @@ mod tests {
         cache.offer(id, entry(3, "caught up"));
         assert_eq!(cache.get(&id).unwrap().version, 3);
 
-        cache.announce_version(id, 2);
+        cache.saw_in_stream(id, 2);
         assert_eq!(
             cache.get(&id).unwrap().version,
             3,

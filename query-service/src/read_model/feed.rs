@@ -99,7 +99,7 @@ pub async fn run(
                     if let Ok(change) =
                         UserChange::decode(&topics, record.topic(), record.payload())
                     {
-                        cache.announce_version(change.user.id, change.user.version);
+                        cache.saw_in_stream(change.user.id, change.user.version);
                     }
                     if *state.borrow() != FeedState::Listening {
                         state.send_replace(FeedState::Listening);
@@ -113,7 +113,7 @@ pub async fn run(
             }
             next = consumer.recv().now_or_never();
         }
-        cache.announce();
+        cache.wake_readers();
     }
 }
 

@@ -86,13 +86,13 @@ impl ReadModel {
         let mut last_look: Option<Instant> = None;
         loop {
             // Registered before looking, so a change that lands in between still wakes us.
-            let advanced = self.cache.advanced().notified();
+            let advanced = self.cache.reader_wakeups().notified();
             if let Some(cached) = self.cache.peek(&id).filter(|c| c.version >= wanted) {
                 return Ok(cached);
             }
             let announced = self
                 .cache
-                .announced(&id)
+                .stream_version(&id)
                 .is_some_and(|announced| announced >= wanted);
             let recheck = if announced { RECHECK } else { BLIND_RECHECK };
             if last_look.is_none_or(|at| at.elapsed() >= recheck) {

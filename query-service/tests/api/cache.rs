@@ -199,7 +199,7 @@ async fn the_cache_feed_waits_for_its_topics_then_drops_what_changed() {
     eventually(
         "the change to reach the cache",
         Duration::from_secs(20),
-        || async { (cache.announced(&id) == Some(2)).then_some(()) },
+        || async { (cache.stream_version(&id) == Some(2)).then_some(()) },
     )
     .await;
     assert!(cache.peek(&id).is_none(), "the older entry is dropped");

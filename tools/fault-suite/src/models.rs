@@ -16,9 +16,10 @@ use crate::{
     outcome::Recorder,
 };
 
-/// A user's columns, timestamps in microseconds (Postgres's precision on both sides).
+/// A user as the fault suite models either database: its columns, timestamps in microseconds
+/// (Postgres's precision on both sides), and whether it is deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UserRow {
+pub(crate) struct ModelUser {
     pub(crate) first_name: String,
     pub(crate) last_name: String,
     pub(crate) nickname: String,
@@ -30,7 +31,7 @@ pub(crate) struct UserRow {
     pub(crate) deleted: bool,
 }
 
-impl fmt::Display for UserRow {
+impl fmt::Display for ModelUser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -48,7 +49,7 @@ impl fmt::Display for UserRow {
     }
 }
 
-pub(crate) type Model = BTreeMap<Uuid, UserRow>;
+pub(crate) type Model = BTreeMap<Uuid, ModelUser>;
 
 const COLUMNS: &str = "id, first_name, last_name, nickname, email, country, \
      (extract(epoch FROM created_at) * 1000000)::bigint, \
@@ -62,7 +63,7 @@ async fn rows(client: &Client, query: &str) -> anyhow::Result<Model> {
         .map(|row| {
             (
                 row.get(0),
-                UserRow {
+                ModelUser {
                     first_name: row.get(1),
                     last_name: row.get(2),
                     nickname: row.get(3),
@@ -264,8 +265,8 @@ pub(crate) async fn converge_views(
 mod tests {
     use super::*;
 
-    fn row(version: i64, deleted: bool) -> UserRow {
-        UserRow {
+    fn row(version: i64, deleted: bool) -> ModelUser {
+        ModelUser {
             first_name: "Ada".to_owned(),
             last_name: "Lovelace".to_owned(),
             nickname: String::new(),
