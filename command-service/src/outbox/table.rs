@@ -208,7 +208,7 @@ mod tests {
     use shared::{db, db_failure::DbFailure};
 
     use super::*;
-    use testkit::test_support::TestDatabase;
+    use testkit::database::TestDatabase;
 
     async fn outbox_with_one_row() -> (TestDatabase, db::Pool) {
         let test_db = TestDatabase::create().await;

@@ -16,4 +16,3 @@ pub mod spans;
 pub mod test_certs;
 pub mod test_issuer;
 pub mod test_proxy;
-pub mod test_support;
