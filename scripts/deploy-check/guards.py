@@ -299,7 +299,7 @@ def duration_seconds(text):
 
 
 # What a service still does after SHUTDOWN_GRACE, in seconds, as its code bounds it: the
-# relay's final flush (FINAL_FLUSH in command-service/src/outbox/relay.rs) and its last write
+# relay's final flush (FINAL_FLUSH in command-service/src/outbox/relay/drain.rs) and its last write
 # of the outbox (DATABASE_STATEMENT_TIMEOUT + CALL_MARGIN, shared/src/db_pool.rs), and for
 # both the trace exporter's flush (the OpenTelemetry SDK's 5 s shutdown bound).
 AFTER_GRACE = {"command-service": (5, True), "query-service": (0, False)}
