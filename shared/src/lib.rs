@@ -10,6 +10,7 @@ pub mod db;
 pub mod db_failure;
 pub mod db_pool;
 pub mod db_tls;
+pub mod email;
 pub mod frontend;
 pub mod grpc_deadline;
 pub mod grpc_error;

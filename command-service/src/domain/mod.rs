@@ -1,17 +1,15 @@
 //! Values a user is made of, each a type that can only hold a valid value, and the checks
 //! that turn a request into them.
 
-mod email;
 mod name;
 mod nickname;
 mod password;
 mod update_mask;
 
-pub use email::Email;
 pub use name::PersonName;
 pub use nickname::Nickname;
 pub use password::Password;
-pub use shared::country::CountryCode;
+pub use shared::{country::CountryCode, email::Email};
 pub use update_mask::{UpdatableField, UpdateMask};
 
 /// A country that may be left unset (an empty string on the wire).

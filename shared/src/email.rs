@@ -3,7 +3,8 @@ use std::{fmt, str::FromStr};
 use email_address::EmailAddress;
 
 /// A deliverable-looking address: `local@domain.tld`, at most 254 characters. Kept as typed;
-/// uniqueness is case-insensitive in the database.
+/// uniqueness is case-insensitive in the write database, and so are lookups by address in
+/// the read model.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Email(String);
 
