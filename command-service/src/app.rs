@@ -17,6 +17,7 @@ use shared_proto::v1::user_service_server::UserServiceServer;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::request_ids::RequestIds;
 use crate::{
     config::Config,
     grpc::{CommandService, Commands},
@@ -84,6 +85,7 @@ impl App {
             hasher: PasswordHasher::new(hash_concurrency),
             notify_relays: config.outbox.outbox_notify,
             relay_wake: Arc::clone(&relay_wake),
+            request_ids: RequestIds::new(config.request_id_retention),
         };
         let routes = grpc_server::base_routes(health_service)?
             .add_service(UserServiceServer::new(CommandService::new(commands)));
@@ -132,9 +134,13 @@ impl App {
     /// the grace period, and the relay publishes what they wrote and flushes the producer.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         let background = CancellationToken::new();
-        let mut tasks = vec![tokio::spawn(
-            Arc::clone(&self.relay).run(background.clone()),
-        )];
+        let mut tasks = vec![
+            tokio::spawn(Arc::clone(&self.relay).run(background.clone())),
+            tokio::spawn(
+                RequestIds::new(self.config.request_id_retention)
+                    .purge_every(self.pool.clone(), background.clone()),
+            ),
+        ];
         if self.config.outbox.outbox_notify {
             tasks.push(tokio::spawn(pg_listen::keep_listening(
                 self.database.clone(),

@@ -59,6 +59,11 @@ pub struct Config {
     #[arg(long, env = "PASSWORD_HASH_CONCURRENCY")]
     pub password_hash_concurrency: Option<usize>,
 
+    /// How long a write's request_id is remembered: a request repeated within it with the
+    /// same request_id is answered as the first one was, e.g. "24h".
+    #[arg(long, env = "REQUEST_ID_RETENTION", default_value = "24h", value_parser = parse_duration)]
+    pub request_id_retention: Duration,
+
     #[command(flatten)]
     pub kafka: KafkaArgs,
 

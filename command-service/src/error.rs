@@ -23,6 +23,11 @@ pub enum CommandError {
     },
     #[error("user {0} is being changed by other calls; retry")]
     Contended(Uuid),
+    #[error("request_id {0} expired while this request looked at it; retry")]
+    RequestIdExpired(Uuid),
+    /// A recorded answer that does not decode: the record was not written by this service.
+    #[error("{0}")]
+    Corrupt(String),
     #[error(transparent)]
     Database(#[from] DbFailure),
     #[error(transparent)]
@@ -55,8 +60,12 @@ impl From<CommandError> for Status {
             CommandError::EmailTaken => {
                 Status::already_exists("email: a user with this address already exists")
             }
-            error @ (CommandError::VersionMismatch { .. } | CommandError::Contended(_)) => {
-                Status::aborted(error.to_string())
+            error @ (CommandError::VersionMismatch { .. }
+            | CommandError::Contended(_)
+            | CommandError::RequestIdExpired(_)) => Status::aborted(error.to_string()),
+            CommandError::Corrupt(error) => {
+                tracing::error!(%error, "corrupt record in the write database");
+                Status::internal("internal error")
             }
             CommandError::Database(failure) => failure.into(),
             CommandError::Hash(HashError::Busy(waiting)) => Status::unavailable(format!(

@@ -9,4 +9,5 @@ pub mod grpc;
 pub mod migrations;
 pub mod outbox;
 pub mod password_hasher;
+pub mod request_ids;
 pub mod store;

@@ -23,4 +23,9 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox_auth_context",
         sql: include_str!("../../migrations/write/0004_outbox_auth_context.sql"),
     },
+    Migration {
+        version: 5,
+        name: "request_ids",
+        sql: include_str!("../../migrations/write/0005_request_ids.sql"),
+    },
 ];

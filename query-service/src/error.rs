@@ -11,6 +11,11 @@ pub enum QueryError {
     Invalid(FieldViolations),
     #[error("user {0} not found")]
     NotFound(Uuid),
+    /// Of a batch: the ids that name no live user, in the order asked.
+    #[error("users not found: {0:?}")]
+    NotFoundMany(Vec<Uuid>),
+    #[error("no user holds that email address")]
+    NoUserWithEmail,
     #[error("the read model has not caught up to version {wanted} of user {id} yet")]
     NotCaughtUp { id: Uuid, wanted: u64 },
     #[error(transparent)]
@@ -40,8 +45,22 @@ impl From<QueryError> for Status {
         match error {
             QueryError::Invalid(violations) => violations.into(),
             QueryError::NotFound(id) => Status::not_found(format!("user {id} not found")),
+            QueryError::NotFoundMany(ids) => Status::not_found(not_found_many(&ids)),
+            error @ QueryError::NoUserWithEmail => Status::not_found(error.to_string()),
             error @ QueryError::NotCaughtUp { .. } => Status::unavailable(error.to_string()),
             QueryError::Database(failure) => failure.into(),
         }
     }
+}
+
+/// Names the ids, the first ten of them when there are more.
+fn not_found_many(ids: &[Uuid]) -> String {
+    const NAMED: usize = 10;
+    let named: Vec<String> = ids.iter().take(NAMED).map(Uuid::to_string).collect();
+    let more = ids.len().saturating_sub(NAMED);
+    let mut message = format!("users not found: {}", named.join(", "));
+    if more > 0 {
+        message.push_str(&format!(" and {more} more"));
+    }
+    message
 }

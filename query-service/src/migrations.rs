@@ -31,4 +31,9 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "purged_users",
         sql: include_str!("../../migrations/read/0004_purged_users.sql"),
     },
+    Migration {
+        version: 5,
+        name: "user_lookups",
+        sql: include_str!("../../migrations/read/0005_user_lookups.sql"),
+    },
 ];

@@ -4,6 +4,7 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 const FORMAT: u8 = 1;
@@ -16,12 +17,27 @@ pub struct PageTokens {
     key: Hmac<Sha256>,
 }
 
-/// Identifies a filter; countries must be sorted and deduplicated.
-pub fn fingerprint(countries: &[String]) -> [u8; FINGERPRINT_LEN] {
+/// Identifies a filter; countries must be sorted and deduplicated. A filter of countries
+/// alone has the fingerprint it had before the other conditions existed, so the tokens
+/// issued then stay valid.
+pub fn fingerprint(
+    countries: &[String],
+    updated_after: Option<OffsetDateTime>,
+    query: Option<&str>,
+) -> [u8; FINGERPRINT_LEN] {
     let mut digest = Sha256::new();
     for country in countries {
         digest.update(country.as_bytes());
         digest.update([0]);
+    }
+    // Country codes are letters: a marker byte below them cannot be mistaken for one.
+    if let Some(updated_after) = updated_after {
+        digest.update([1]);
+        digest.update(updated_after.unix_timestamp_nanos().to_be_bytes());
+    }
+    if let Some(query) = query {
+        digest.update([2]);
+        digest.update(query.as_bytes());
     }
     let mut fingerprint = [0; FINGERPRINT_LEN];
     fingerprint.copy_from_slice(&digest.finalize()[..FINGERPRINT_LEN]);
@@ -79,23 +95,34 @@ mod tests {
 
     #[test]
     fn a_token_round_trips_for_its_filter() {
-        let filter = fingerprint(&["FR".into(), "GB".into()]);
+        let filter = fingerprint(&["FR".into(), "GB".into()], None, None);
         let id = Uuid::now_v7();
         assert_eq!(tokens().verify(&tokens().issue(filter, id), filter), Ok(id));
     }
 
     #[test]
     fn a_token_for_another_filter_is_refused() {
-        let token = tokens().issue(fingerprint(&["GB".into()]), Uuid::now_v7());
-        assert_eq!(
-            tokens().verify(&token, fingerprint(&["FR".into()])),
-            Err("was issued for another filter")
+        let token = tokens().issue(fingerprint(&["GB".into()], None, None), Uuid::now_v7());
+        let at = OffsetDateTime::UNIX_EPOCH;
+        for other in [
+            fingerprint(&["FR".into()], None, None),
+            fingerprint(&["GB".into()], Some(at), None),
+            fingerprint(&["GB".into()], None, Some("ad")),
+        ] {
+            assert_eq!(
+                tokens().verify(&token, other),
+                Err("was issued for another filter")
+            );
+        }
+        assert_ne!(
+            fingerprint(&[], None, Some("ad")),
+            fingerprint(&[], None, Some("ada"))
         );
     }
 
     #[test]
     fn altered_garbage_and_foreign_tokens_are_refused() {
-        let filter = fingerprint(&[]);
+        let filter = fingerprint(&[], None, None);
         let token = tokens().issue(filter, Uuid::now_v7());
         let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
         bytes[5] ^= 1;

@@ -102,6 +102,7 @@ mod tests {
                 ..User::default()
             }),
             password: String::new(),
+            request_id: String::new(),
         }
         .encode_to_vec();
         let at = bytes.iter().position(|&b| b == b'@').unwrap();

@@ -11,6 +11,7 @@ impl fmt::Debug for CreateUserRequest {
         f.debug_struct("CreateUserRequest")
             .field("user", &self.user)
             .field("password", &REDACTED)
+            .field("request_id", &self.request_id)
             .finish()
     }
 }
@@ -22,6 +23,7 @@ impl fmt::Debug for UpdateUserRequest {
             .field("update_mask", &self.update_mask)
             .field("password", &REDACTED)
             .field("expected_version", &self.expected_version)
+            .field("request_id", &self.request_id)
             .finish()
     }
 }
@@ -35,6 +37,7 @@ mod tests {
         let create = CreateUserRequest {
             user: None,
             password: "correct horse battery".into(),
+            request_id: String::new(),
         };
         let update = UpdateUserRequest {
             password: "correct horse battery".into(),

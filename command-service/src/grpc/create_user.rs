@@ -9,6 +9,7 @@ use crate::{
     events,
     events::Origin,
     outbox,
+    request_ids::{self, Marked},
     store::{self, NewUser},
 };
 
@@ -17,13 +18,24 @@ pub(super) async fn handle(
     request: CreateUserRequest,
     origin: Origin,
 ) -> Result<CreateUserResponse, CommandError> {
-    let (user, password) = validate(&request)?;
+    let (user, password, marked) = validate(&request)?;
+    let requests = &commands.request_ids;
+    if let Some(marked) = &marked
+        && let Some(answer) = requests.answered(&commands.pool, marked).await?
+    {
+        return Ok(answer);
+    }
     let password_hash = commands.hasher.hash(password).await?;
 
-    let created = commands
+    let (response, created) = commands
         .pool
         .run(async |client| {
             let tx = client.transaction().await?;
+            if let Some(marked) = &marked
+                && let Some(answer) = requests.claim(&tx, marked).await?
+            {
+                return Ok((answer, false));
+            }
             let created = store::insert(&tx, &user, &password_hash).await?;
             outbox::enqueue(
                 &tx,
@@ -31,20 +43,28 @@ pub(super) async fn handle(
                 commands.notify_relays,
             )
             .await?;
+            let response = CreateUserResponse {
+                user: Some(created.to_proto()),
+            };
+            if let Some(marked) = &marked {
+                requests.answer(&tx, marked, &response).await?;
+            }
             tx.commit().await?;
-            Ok::<_, CommandError>(created)
+            Ok::<_, CommandError>((response, true))
         })
         .await?;
-    commands.relay_wake.notify_one();
-
-    tracing::debug!(user_id = %created.id, caller = ?origin.caller.id, "user created");
-    Ok(CreateUserResponse {
-        user: Some(created.to_proto()),
-    })
+    if created {
+        commands.relay_wake.notify_one();
+        tracing::debug!(user_id = %user.id, caller = ?origin.caller.id, "user created");
+    }
+    Ok(response)
 }
 
-fn validate(request: &CreateUserRequest) -> Result<(NewUser, Password), FieldViolations> {
+fn validate(
+    request: &CreateUserRequest,
+) -> Result<(NewUser, Password, Option<Marked>), FieldViolations> {
     let mut violations = FieldViolations::new();
+    let request_id = violations.check("request_id", request_ids::parse(&request.request_id));
     let password = violations.check("password", Password::parse(&request.password));
     let Some(user) = &request.user else {
         violations.add("user", "is required");
@@ -55,7 +75,9 @@ fn validate(request: &CreateUserRequest) -> Result<(NewUser, Password), FieldVio
     let nickname = violations.check("nickname", Nickname::parse(&user.nickname));
     let email = violations.check("email", Email::parse(&user.email));
     let country = violations.check("country", domain::optional_country(&user.country));
-    match (first_name, last_name, nickname, email, country, password) {
+    match (
+        first_name, last_name, nickname, email, country, password, request_id,
+    ) {
         (
             Some(first_name),
             Some(last_name),
@@ -63,7 +85,16 @@ fn validate(request: &CreateUserRequest) -> Result<(NewUser, Password), FieldVio
             Some(email),
             Some(country),
             Some(password),
+            Some(request_id),
         ) => {
+            let marked = request_id.map(|id| {
+                let unmarked = CreateUserRequest {
+                    password: String::new(),
+                    request_id: String::new(),
+                    ..request.clone()
+                };
+                Marked::new(id, "CreateUser", &unmarked)
+            });
             let user = NewUser {
                 id: Uuid::now_v7(),
                 first_name,
@@ -72,7 +103,7 @@ fn validate(request: &CreateUserRequest) -> Result<(NewUser, Password), FieldVio
                 email,
                 country,
             };
-            Ok((user, password))
+            Ok((user, password, marked))
         }
         _ => Err(violations),
     }
@@ -95,12 +126,13 @@ mod tests {
                 ..User::default()
             }),
             password: "correct horse battery".into(),
+            request_id: String::new(),
         }
     }
 
     #[test]
     fn a_complete_request_is_valid() {
-        let (user, _) = validate(&request()).unwrap();
+        let (user, _, _) = validate(&request()).unwrap();
         assert_eq!(user.email.as_str(), "ada@example.com");
         assert_eq!(user.id.get_version_num(), 7);
     }
@@ -111,7 +143,7 @@ mod tests {
         let user = request.user.as_mut().unwrap();
         user.nickname.clear();
         user.country.clear();
-        let (user, _) = validate(&request).unwrap();
+        let (user, _, _) = validate(&request).unwrap();
         assert_eq!(user.country, None);
     }
 

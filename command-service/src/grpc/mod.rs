@@ -11,7 +11,9 @@ use shared_proto::v1::{self, user_service_server::UserService};
 use tokio::sync::Notify;
 use tonic::{Request, Response, Status};
 
-use crate::{error::CommandError, events::Origin, password_hasher::PasswordHasher};
+use crate::{
+    error::CommandError, events::Origin, password_hasher::PasswordHasher, request_ids::RequestIds,
+};
 use shared_proto::user_state::UserState;
 
 /// What every command handler needs.
@@ -23,6 +25,7 @@ pub struct Commands {
     pub notify_relays: bool,
     /// Wakes this process's relay after a commit, with or without NOTIFY.
     pub relay_wake: Arc<Notify>,
+    pub request_ids: RequestIds,
 }
 
 pub struct CommandService {
@@ -51,6 +54,20 @@ impl UserService for CommandService {
         _request: Request<v1::ListUsersRequest>,
     ) -> Result<Response<v1::ListUsersResponse>, Status> {
         Err(owned_by("ListUsers", OWNER_OF_READS))
+    }
+
+    async fn batch_get_users(
+        &self,
+        _request: Request<v1::BatchGetUsersRequest>,
+    ) -> Result<Response<v1::BatchGetUsersResponse>, Status> {
+        Err(owned_by("BatchGetUsers", OWNER_OF_READS))
+    }
+
+    async fn get_user_by_email(
+        &self,
+        _request: Request<v1::GetUserByEmailRequest>,
+    ) -> Result<Response<v1::GetUserByEmailResponse>, Status> {
+        Err(owned_by("GetUserByEmail", OWNER_OF_READS))
     }
 
     async fn create_user(

@@ -1,3 +1,4 @@
+use deadpool_postgres::GenericClient;
 use shared::grpc_error::{FieldViolations, parse_id};
 use shared_proto::v1::{UpdateUserRequest, UpdateUserResponse, User};
 use uuid::Uuid;
@@ -7,6 +8,7 @@ use crate::{
     domain::{self, Email, Nickname, Password, PersonName, UpdatableField, UpdateMask},
     error::CommandError,
     events::{self, Origin},
+    request_ids::{self, Marked},
     store::{self, UserValues},
 };
 use shared_proto::user_state::UserState;
@@ -27,7 +29,13 @@ pub(super) async fn handle(
     request: UpdateUserRequest,
     origin: Origin,
 ) -> Result<UpdateUserResponse, CommandError> {
-    let (id, changes) = validate(&request)?;
+    let (id, changes, marked) = validate(&request)?;
+    let requests = &commands.request_ids;
+    if let Some(marked) = &marked
+        && let Some(answer) = requests.answered(&commands.pool, marked).await?
+    {
+        return Ok(answer);
+    }
     let password_hash = match changes.password.clone() {
         Some(password) => {
             // A hash costs tens of milliseconds of CPU and 19 MiB: only for a user that
@@ -43,74 +51,119 @@ pub(super) async fn handle(
         }
         None => None,
     };
+    let update = Update {
+        id,
+        changes: &changes,
+        password_hash,
+        expected_version: request.expected_version,
+        origin: &origin,
+        notify_relays: commands.notify_relays,
+    };
 
-    // Read, compute, then write only if the user is still as read: two statements and no
-    // transaction held open between them. A call that lost a race computes again from what
-    // won it.
     let outcome = commands
         .pool
         .run(async |client| {
-            for _ in 0..ATTEMPTS {
-                let (current, now) = store::read(&*client, id).await?;
-                check_version(&current, request.expected_version)?;
-                let (values, changed) = apply(&current, &changes, password_hash.clone());
-                if changed.is_empty() {
-                    // Nothing differs: no new version, no event.
-                    return Ok(Updated::Unchanged(current));
-                }
-                let updated = UserState {
-                    id,
-                    first_name: values.first_name,
-                    last_name: values.last_name,
-                    nickname: values.nickname,
-                    email: values.email,
-                    country: values.country,
-                    created_at: current.created_at,
-                    updated_at: now,
-                    version: current.version + 1,
-                };
-                let event = events::user_updated(&updated, &changed, origin.clone());
-                let written = store::update_with_event(
-                    &*client,
-                    &updated,
-                    values.password_hash.as_deref(),
-                    &event,
-                    commands.notify_relays,
-                )
-                .await?;
-                if written {
-                    return Ok(Updated::Changed(updated, changed));
-                }
+            let Some(marked) = &marked else {
+                return update.write(&*client).await;
+            };
+            // Marked with a request_id: the update and its answer commit together.
+            let tx = client.transaction().await?;
+            if let Some(answer) = requests.claim(&tx, marked).await? {
+                return Ok(Updated::Answered(answer));
             }
-            Err(CommandError::Contended(id))
+            let outcome = update.write(&tx).await?;
+            requests.answer(&tx, marked, &outcome.response()).await?;
+            tx.commit().await?;
+            Ok(outcome)
         })
         .await?;
-    let user = match outcome {
-        Updated::Unchanged(current) => current,
-        Updated::Changed(updated, changed) => {
-            commands.relay_wake.notify_one();
-            tracing::debug!(user_id = %id, version = updated.version, ?changed, caller = ?origin.caller.id, "user updated");
-            updated
+    if let Updated::Changed(updated, changed) = &outcome {
+        commands.relay_wake.notify_one();
+        tracing::debug!(user_id = %id, version = updated.version, ?changed, caller = ?origin.caller.id, "user updated");
+    }
+    Ok(outcome.response())
+}
+
+/// A validated update, ready to be written.
+struct Update<'a> {
+    id: Uuid,
+    changes: &'a Changes,
+    password_hash: Option<String>,
+    expected_version: Option<u64>,
+    origin: &'a Origin,
+    notify_relays: bool,
+}
+
+impl Update<'_> {
+    /// Read, compute, then write only if the user is still as read: two statements and no
+    /// lock held between them. A call that lost a race computes again from what won it.
+    async fn write<C: GenericClient>(&self, client: &C) -> Result<Updated, CommandError> {
+        let (id, changes, origin) = (self.id, self.changes, self.origin);
+        for _ in 0..ATTEMPTS {
+            let (current, now) = store::read(client, id).await?;
+            check_version(&current, self.expected_version)?;
+            let (values, changed) = apply(&current, changes, self.password_hash.clone());
+            if changed.is_empty() {
+                // Nothing differs: no new version, no event.
+                return Ok(Updated::Unchanged(current));
+            }
+            let updated = UserState {
+                id,
+                first_name: values.first_name,
+                last_name: values.last_name,
+                nickname: values.nickname,
+                email: values.email,
+                country: values.country,
+                created_at: current.created_at,
+                updated_at: now,
+                version: current.version + 1,
+            };
+            let event = events::user_updated(&updated, &changed, origin.clone());
+            let written = store::update_with_event(
+                client,
+                &updated,
+                values.password_hash.as_deref(),
+                &event,
+                self.notify_relays,
+            )
+            .await?;
+            if written {
+                return Ok(Updated::Changed(updated, changed));
+            }
         }
-    };
-    Ok(UpdateUserResponse {
-        user: Some(user.to_proto()),
-    })
+        Err(CommandError::Contended(id))
+    }
 }
 
 /// What an update came to.
 enum Updated {
+    /// A retry of a request marked with a request_id: what the first attempt answered.
+    Answered(UpdateUserResponse),
     /// Nothing differed: no new version, no event.
     Unchanged(UserState),
     /// Written, with the names of the fields that changed.
     Changed(UserState, Vec<UpdatableField>),
 }
 
+impl Updated {
+    fn response(&self) -> UpdateUserResponse {
+        match self {
+            Updated::Answered(answer) => answer.clone(),
+            Updated::Unchanged(user) | Updated::Changed(user, _) => UpdateUserResponse {
+                user: Some(user.to_proto()),
+            },
+        }
+    }
+}
+
 /// How many times an update is computed again after other calls changed the user first.
 const ATTEMPTS: usize = 3;
 
-fn validate(request: &UpdateUserRequest) -> Result<(Uuid, Changes), FieldViolations> {
+fn validate(
+    request: &UpdateUserRequest,
+) -> Result<(Uuid, Changes, Option<Marked>), FieldViolations> {
     let mut violations = FieldViolations::new();
+    let request_id = violations.check("request_id", request_ids::parse(&request.request_id));
     let empty = User::default();
     let user = request.user.as_ref().unwrap_or(&empty);
     let id = violations.check("id", parse_id(&user.id));
@@ -149,8 +202,18 @@ fn validate(request: &UpdateUserRequest) -> Result<(Uuid, Changes), FieldViolati
             }
         }
     }
-    match id {
-        Some(id) if violations.is_empty() => Ok((id, changes)),
+    match (id, request_id) {
+        (Some(id), Some(request_id)) if violations.is_empty() => {
+            let marked = request_id.map(|request_id| {
+                let unmarked = UpdateUserRequest {
+                    password: String::new(),
+                    request_id: String::new(),
+                    ..request.clone()
+                };
+                Marked::new(request_id, "UpdateUser", &unmarked)
+            });
+            Ok((id, changes, marked))
+        }
         _ => Err(violations),
     }
 }
@@ -238,6 +301,7 @@ mod tests {
             }),
             password: String::new(),
             expected_version: None,
+            request_id: String::new(),
         }
     }
 
@@ -248,7 +312,7 @@ mod tests {
             email: "not an address".into(),
             ..User::default()
         };
-        let (_, changes) = validate(&request(&["last_name"], user)).unwrap();
+        let (_, changes, _) = validate(&request(&["last_name"], user)).unwrap();
         let (values, changed) = apply(&current(), &changes, None);
         assert_eq!(changed, [UpdatableField::LastName]);
         assert_eq!(values.last_name, "Byron");
@@ -263,14 +327,15 @@ mod tests {
             country: "FR".into(),
             ..User::default()
         };
-        let (_, changes) = validate(&request(&["first_name", "country"], user)).unwrap();
+        let (_, changes, _) = validate(&request(&["first_name", "country"], user)).unwrap();
         let (_, changed) = apply(&current(), &changes, None);
         assert_eq!(changed, [UpdatableField::Country]);
     }
 
     #[test]
     fn clearing_an_optional_field_is_a_change() {
-        let (_, changes) = validate(&request(&["nickname", "country"], User::default())).unwrap();
+        let (_, changes, _) =
+            validate(&request(&["nickname", "country"], User::default())).unwrap();
         let (values, changed) = apply(&current(), &changes, None);
         assert_eq!(changed, [UpdatableField::Nickname, UpdatableField::Country]);
         assert_eq!(
@@ -283,7 +348,7 @@ mod tests {
     fn a_new_password_is_always_a_change() {
         let mut request = request(&["password"], User::default());
         request.password = "a new passphrase".into();
-        let (_, changes) = validate(&request).unwrap();
+        let (_, changes, _) = validate(&request).unwrap();
         let (values, changed) = apply(&current(), &changes, Some("$argon2id$hash".into()));
         assert_eq!(changed, [UpdatableField::Password]);
         assert_eq!(values.password_hash.as_deref(), Some("$argon2id$hash"));

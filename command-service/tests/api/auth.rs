@@ -39,6 +39,7 @@ async fn write_codes(app: &TestApp, token: Option<&str>) -> Vec<(Code, String)> 
                 v1::DeleteUserRequest {
                     id,
                     expected_version: None,
+                    request_id: String::new(),
                 },
                 token,
             ))

@@ -38,6 +38,7 @@ async fn writes_while_the_broker_is_down_are_published_when_it_returns() {
         .delete_user(v1::DeleteUserRequest {
             id: first.id.clone(),
             expected_version: None,
+            request_id: String::new(),
         })
         .await
         .expect("writes succeed while the broker is down");

@@ -33,12 +33,14 @@ async fn a_cloudevents_sdk_reads_every_event_type() {
         }),
         password: String::new(),
         expected_version: None,
+        request_id: String::new(),
     })
     .await;
     app.client
         .delete_user(v1::DeleteUserRequest {
             id: user.id.clone(),
             expected_version: None,
+            request_id: String::new(),
         })
         .await
         .expect("deleted");

@@ -151,8 +151,18 @@ async fn reads_are_unimplemented_here_and_name_query_service() {
         .list_users(v1::ListUsersRequest::default())
         .await
         .unwrap_err();
+    let batch = app
+        .client
+        .batch_get_users(v1::BatchGetUsersRequest::default())
+        .await
+        .unwrap_err();
+    let by_email = app
+        .client
+        .get_user_by_email(v1::GetUserByEmailRequest::default())
+        .await
+        .unwrap_err();
 
-    for status in [get, list] {
+    for status in [get, list, batch, by_email] {
         assert_eq!(status.code(), Code::Unimplemented);
         assert!(
             status.message().contains("query-service"),

@@ -10,6 +10,7 @@ fn delete(id: &str, expected_version: Option<u64>) -> v1::DeleteUserRequest {
     v1::DeleteUserRequest {
         id: id.to_owned(),
         expected_version,
+        request_id: String::new(),
     }
 }
 

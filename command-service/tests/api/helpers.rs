@@ -168,6 +168,7 @@ pub fn create_request(email: &str) -> v1::CreateUserRequest {
             ..v1::User::default()
         }),
         password: "correct horse battery staple".into(),
+        request_id: String::new(),
     }
 }
 

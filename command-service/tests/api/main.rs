@@ -13,6 +13,7 @@ mod grpc_tls;
 mod helpers;
 mod operations;
 mod outbox;
+mod request_ids;
 mod shutdown;
 mod tls;
 mod topics;

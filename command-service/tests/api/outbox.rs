@@ -90,6 +90,7 @@ async fn a_topic_the_broker_refuses_holds_back_only_its_own_users_events() {
         .delete_user(v1::DeleteUserRequest {
             id: stuck.id.clone(),
             expected_version: None,
+            request_id: String::new(),
         })
         .await
         .expect("deleted");

@@ -18,6 +18,7 @@ fn update(id: &str, paths: &[&str], user: v1::User) -> v1::UpdateUserRequest {
         }),
         password: String::new(),
         expected_version: None,
+        request_id: String::new(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The read half of `user.v1.UserService`; one file per RPC.
 
+mod batch_get_users;
 mod get_user;
+mod get_user_by_email;
 mod list_users;
 
 use std::time::Duration;
@@ -50,6 +52,24 @@ impl UserService for QueryService {
     ) -> Result<Response<v1::ListUsersResponse>, Status> {
         Ok(Response::new(
             list_users::handle(&self.reads, request.into_inner()).await?,
+        ))
+    }
+
+    async fn batch_get_users(
+        &self,
+        request: Request<v1::BatchGetUsersRequest>,
+    ) -> Result<Response<v1::BatchGetUsersResponse>, Status> {
+        Ok(Response::new(
+            batch_get_users::handle(&self.reads, request.into_inner()).await?,
+        ))
+    }
+
+    async fn get_user_by_email(
+        &self,
+        request: Request<v1::GetUserByEmailRequest>,
+    ) -> Result<Response<v1::GetUserByEmailResponse>, Status> {
+        Ok(Response::new(
+            get_user_by_email::handle(&self.reads, request.into_inner()).await?,
         ))
     }
 

@@ -9,7 +9,7 @@ pub mod page_cache;
 mod shared_looks;
 pub mod swaps;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use prometheus_client::registry::Registry;
 use shared::{db::Pool, db_failure::DbFailure};
@@ -66,6 +66,62 @@ impl ReadModel {
             self.cache.offer(id, found.clone());
         }
         Ok(found)
+    }
+
+    /// Each of `ids` as [`Self::user`] finds it, in the order asked: the cache's entries, and
+    /// the rest of the view's rows read in one query (then cached).
+    pub async fn users(&self, ids: &[Uuid]) -> Result<Vec<Option<CachedUser>>, QueryError> {
+        let mut found: Vec<Option<CachedUser>> = ids.iter().map(|id| self.cache.get(id)).collect();
+        let mut missing: Vec<Uuid> = ids
+            .iter()
+            .zip(&found)
+            .filter(|(_, found)| found.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        let rows = self
+            .pool
+            .run(async |client| {
+                view::get_many(&*client, &missing)
+                    .await
+                    .map_err(DbFailure::from)
+            })
+            .await?;
+        let read: HashMap<Uuid, CachedUser> = rows
+            .iter()
+            .map(|row| (row.user.id, CachedUser::from(row)))
+            .collect();
+        for (id, user) in &read {
+            self.cache.offer(*id, user.clone());
+        }
+        for (id, slot) in ids.iter().zip(&mut found) {
+            if slot.is_none() {
+                *slot = read.get(id).cloned();
+            }
+        }
+        Ok(found)
+    }
+
+    /// The live user holding `email`, compared case-insensitively, from the view (then
+    /// cached by id).
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<CachedUser>, QueryError> {
+        let row = self
+            .pool
+            .run(async |client| {
+                view::get_by_email(&*client, email)
+                    .await
+                    .map_err(DbFailure::from)
+            })
+            .await?;
+        Ok(row.map(|row| {
+            let found = CachedUser::from(&row);
+            self.cache.offer(row.user.id, found.clone());
+            found
+        }))
     }
 
     /// Read-your-writes: the user once this replica can serve it at `version` or newer, or

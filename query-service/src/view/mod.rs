@@ -1,9 +1,13 @@
 //! The read model's table: version-guarded writes from the projector and replay, and the
 //! queries GetUser and ListUsers run.
 
+mod reads;
 mod tombstones;
 
-pub use self::tombstones::{purge_every, purge_tombstones};
+pub use self::{
+    reads::{Listing, get, get_by_email, get_many, list},
+    tombstones::{purge_every, purge_tombstones},
+};
 
 use std::{collections::HashMap, sync::LazyLock};
 
@@ -55,11 +59,6 @@ fn upsert_template(table: &str) -> String {
 
 static UPSERT_LIVE: LazyLock<String> = LazyLock::new(|| upsert_template(LIVE));
 static UPSERT_SHADOW: LazyLock<String> = LazyLock::new(|| upsert_template(SHADOW));
-static GET: LazyLock<String> = LazyLock::new(|| statement(include_str!("sql/get.sql"), LIVE));
-static LIST: LazyLock<String> = LazyLock::new(|| list_template(false, false));
-static LIST_AFTER: LazyLock<String> = LazyLock::new(|| list_template(false, true));
-static LIST_BY_COUNTRY: LazyLock<String> = LazyLock::new(|| list_template(true, false));
-static LIST_BY_COUNTRY_AFTER: LazyLock<String> = LazyLock::new(|| list_template(true, true));
 static PURGE_TOMBSTONES: LazyLock<String> =
     LazyLock::new(|| statement(include_str!("sql/purge_tombstones.sql"), LIVE));
 
@@ -77,21 +76,7 @@ fn upsert_sql(table: Table) -> &'static str {
     }
 }
 
-/// Each shape of listing has its own statement so each can use its index.
-fn list_template(by_country: bool, after: bool) -> String {
-    let (template, after) = match (by_country, after) {
-        (false, after) => (
-            include_str!("sql/list.sql"),
-            after.then_some(" AND id > $2"),
-        ),
-        (true, after) => (
-            include_str!("sql/list_by_country.sql"),
-            after.then_some(" AND id > $3"),
-        ),
-    };
-    statement(template, LIVE).replace("{after}", after.unwrap_or_default())
-}
-
+/// Reads a row of [`columns`].
 fn from_row(row: &Row) -> UserChange {
     UserChange {
         user: UserState::from_row(row),
@@ -258,48 +243,6 @@ pub async fn generation(pool: &shared::db::Pool) -> Result<i64, shared::db_failu
     .await
 }
 
-/// The user's row, live or tombstone.
-pub async fn get<C: GenericClient>(
-    client: &C,
-    id: Uuid,
-) -> Result<Option<UserChange>, tokio_postgres::Error> {
-    let select = client.prepare_cached(&GET).await?;
-    Ok(client
-        .query_opt(&select, &[&id])
-        .await?
-        .as_ref()
-        .map(from_row))
-}
-
-/// Up to `limit` live users after `after` in id order, of the given countries (all when
-/// empty). Each shape of query has its own statement so each can use its index.
-pub async fn list<C: GenericClient>(
-    client: &C,
-    countries: &[String],
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<UserChange>, tokio_postgres::Error> {
-    let select = client
-        .prepare_cached(list_sql(!countries.is_empty(), after.is_some()))
-        .await?;
-    let rows = match (countries.is_empty(), after) {
-        (true, None) => client.query(&select, &[&limit]).await?,
-        (true, Some(after)) => client.query(&select, &[&limit, &after]).await?,
-        (false, None) => client.query(&select, &[&limit, &countries]).await?,
-        (false, Some(after)) => client.query(&select, &[&limit, &countries, &after]).await?,
-    };
-    Ok(rows.iter().map(from_row).collect())
-}
-
-fn list_sql(by_country: bool, after: bool) -> &'static str {
-    match (by_country, after) {
-        (false, false) => &LIST,
-        (false, true) => &LIST_AFTER,
-        (true, false) => &LIST_BY_COUNTRY,
-        (true, true) => &LIST_BY_COUNTRY_AFTER,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,20 +277,5 @@ mod tests {
         ];
         let refs: Vec<&UserChange> = batch.iter().collect();
         assert_eq!(newest_per_user(&refs), [1, 2]);
-    }
-
-    #[test]
-    fn list_queries_number_their_parameters_in_binding_order() {
-        let by_country = list_sql(true, true);
-        assert!(by_country.contains("unnest($2::text[])"), "{by_country}");
-        assert!(
-            by_country.contains("country = c.code AND id > $3"),
-            "{by_country}"
-        );
-        assert!(
-            list_sql(false, true).contains("WHERE NOT deleted AND id > $2 ORDER BY id LIMIT $1")
-        );
-        assert!(!list_sql(false, false).contains("$2"));
-        assert!(!list_sql(true, false).contains("$3"));
     }
 }

@@ -297,6 +297,7 @@ impl System {
                     ..v1::User::default()
                 }),
                 password: "correct horse battery staple".into(),
+                request_id: String::new(),
             })
             .await
             .expect("user created")

@@ -61,6 +61,8 @@ async fn a_five_thousand_character_country_is_refused_in_a_short_answer() {
         .list_users(v1::ListUsersRequest {
             filter: Some(v1::UserFilter {
                 countries: vec!["X".repeat(5_000)],
+                updated_after: None,
+                query: String::new(),
             }),
             page_size: 10,
             page_token: String::new(),

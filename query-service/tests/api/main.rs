@@ -8,6 +8,7 @@ mod auth;
 mod cache;
 mod helpers;
 mod limits;
+mod lookups;
 mod operations;
 mod projection;
 mod queries;

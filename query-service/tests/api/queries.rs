@@ -21,6 +21,8 @@ async fn a_created_user_becomes_readable_by_get_and_list() {
         .list_users(v1::ListUsersRequest {
             filter: Some(v1::UserFilter {
                 countries: vec!["GB".into()],
+                updated_after: None,
+                query: String::new(),
             }),
             page_size: 10,
             page_token: String::new(),
@@ -51,6 +53,7 @@ async fn updates_and_deletes_flow_through_to_the_read_side() {
             }),
             password: String::new(),
             expected_version: None,
+            request_id: String::new(),
         })
         .await
         .unwrap()
@@ -65,6 +68,7 @@ async fn updates_and_deletes_flow_through_to_the_read_side() {
         .delete_user(v1::DeleteUserRequest {
             id: created.id.clone(),
             expected_version: Some(2),
+            request_id: String::new(),
         })
         .await
         .unwrap();
@@ -152,6 +156,8 @@ async fn bad_requests_are_invalid_argument_naming_the_field() {
             v1::ListUsersRequest {
                 filter: Some(v1::UserFilter {
                     countries: vec!["XX".into()],
+                    updated_after: None,
+                    query: String::new(),
                 }),
                 ..Default::default()
             },
@@ -240,6 +246,8 @@ async fn pages_walk_a_filtered_set_without_duplicates_or_gaps_while_writes_go_on
 
     let filter = v1::UserFilter {
         countries: vec!["GB".into()],
+        updated_after: None,
+        query: String::new(),
     };
     let pages = app.list_pages(filter, 4, Duration::from_millis(20)).await;
     background.await.unwrap();
@@ -286,6 +294,8 @@ async fn a_page_token_only_works_with_the_filter_it_was_issued_for() {
         .list_users(v1::ListUsersRequest {
             filter: Some(v1::UserFilter {
                 countries: vec!["GB".into()],
+                updated_after: None,
+                query: String::new(),
             }),
             page_size: 1,
             page_token: first.next_page_token,
@@ -323,6 +333,8 @@ async fn a_filter_of_several_countries_pages_through_them_in_id_order() {
 
     let filter = v1::UserFilter {
         countries: vec!["GB".into(), "FR".into()],
+        updated_after: None,
+        query: String::new(),
     };
     let pages = app.list_pages(filter, 3, Duration::ZERO).await;
     let seen: Vec<String> = pages.into_iter().flatten().map(|u| u.id).collect();

@@ -17,6 +17,7 @@ async fn one_trace_runs_from_the_grpc_call_through_kafka_to_the_projection() {
             ..v1::User::default()
         }),
         password: "correct horse battery staple".into(),
+        request_id: String::new(),
     });
     request.metadata_mut().insert(
         "traceparent",

@@ -39,6 +39,7 @@ pub(crate) fn create_request(email: &str) -> v1::CreateUserRequest {
             ..v1::User::default()
         }),
         password: PASSWORD.to_owned(),
+        request_id: String::new(),
     }
 }
 
@@ -74,6 +75,7 @@ pub(crate) async fn delete(
         .delete_user(v1::DeleteUserRequest {
             id: id.to_owned(),
             expected_version,
+            request_id: String::new(),
         })
         .await
         .map(|_| ())

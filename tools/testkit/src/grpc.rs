@@ -13,6 +13,7 @@ pub fn nickname_update(id: &str, nickname: &str) -> shared_proto::v1::UpdateUser
         }),
         password: String::new(),
         expected_version: None,
+        request_id: String::new(),
     }
 }
 

@@ -29,6 +29,20 @@ impl UserService for Fixed {
         Err(Status::unimplemented("baseline"))
     }
 
+    async fn batch_get_users(
+        &self,
+        _request: Request<v1::BatchGetUsersRequest>,
+    ) -> Result<Response<v1::BatchGetUsersResponse>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+
+    async fn get_user_by_email(
+        &self,
+        _request: Request<v1::GetUserByEmailRequest>,
+    ) -> Result<Response<v1::GetUserByEmailResponse>, Status> {
+        Err(Status::unimplemented("baseline"))
+    }
+
     async fn create_user(
         &self,
         _request: Request<v1::CreateUserRequest>,

@@ -1,5 +1,6 @@
 //! The figures, one module per part of the system.
 
+pub(crate) mod lookups;
 pub(crate) mod reads;
 pub(crate) mod replay;
 pub(crate) mod visibility;

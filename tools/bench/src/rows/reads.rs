@@ -1,4 +1,5 @@
-//! Reads: GetUser from the cache and from the view, ListUsers, and the cache's memory.
+//! Reads: GetUser from the cache and from the view, ListUsers, the cache's memory, and the
+//! lookups of `lookups`.
 //!
 //! The read model is filled straight into the view table: 100,000 users over 50 countries
 //! (2,000 in GB, so 40 pages of 50). Ids are md5(n)::uuid, which pgbench can compute too.
@@ -25,10 +26,10 @@ use crate::{
 /// Where a read's CPU goes (process names as /proc has them, at most 15 characters).
 const PROCESSES: &[&str] = &["query-service", "postgres", "bench"];
 
-const USERS: usize = 100_000;
+pub(crate) const USERS: usize = 100_000;
 const HOT: usize = 1_000;
 const COUNTRIES: &str = "ARRAY['GB','FR','DE','ES','IT','NL','BE','SE','NO','DK','FI','IE','PT','PL','CZ','AT','CH','HU','RO','BG','GR','HR','SI','SK','LT','LV','EE','LU','MT','CY','IS','US','CA','MX','BR','AR','CL','CO','PE','JP','KR','CN','IN','AU','NZ','ZA','EG','NG','KE','MA']";
-const VIEW_COLUMNS: &str =
+pub(crate) const VIEW_COLUMNS: &str =
     "id, first_name, last_name, nickname, email, country, created_at, updated_at, version, deleted";
 
 /// query-service on `db`, with topics and a group of its own, and one setting of the row's.
@@ -197,6 +198,10 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     );
 
     rows.extend(list_users(bench, &query, &db).await?);
+    // Binaries from before these methods do not serve them.
+    if !bench.before {
+        rows.extend(super::lookups::run(bench, &query, &db, &ids).await?);
+    }
     Ok(rows)
 }
 
@@ -204,6 +209,8 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
 async fn list_users(bench: &Bench, query: &Service, db: &TestDatabase) -> anyhow::Result<Vec<Row>> {
     let filter = Some(v1::UserFilter {
         countries: vec!["GB".into()],
+        updated_after: None,
+        query: String::new(),
     });
     let first = v1::ListUsersRequest {
         filter: filter.clone(),

@@ -77,6 +77,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
                     ..v1::User::default()
                 }),
                 password: "correct horse battery staple".into(),
+                request_id: String::new(),
             })
             .await?
             .into_inner()
@@ -180,6 +181,8 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
                     .list_users(v1::ListUsersRequest {
                         filter: Some(v1::UserFilter {
                             countries: vec!["GB".into()],
+                            updated_after: None,
+                            query: String::new(),
                         }),
                         page_size: 50,
                         page_token: String::new(),

@@ -63,6 +63,8 @@ pub(crate) async fn run(suite: Suite, rec: Recorder) -> anyhow::Result<()> {
         .list_users(v1::ListUsersRequest {
             filter: Some(v1::UserFilter {
                 countries: vec!["GB".to_owned()],
+                updated_after: None,
+                query: String::new(),
             }),
             page_size: 1,
             page_token: String::new(),

@@ -174,6 +174,7 @@ pub(super) fn oversized_message(method: &str) -> Case {
             ..v1::User::default()
         }),
         password: String::new(),
+        request_id: String::new(),
     };
     grpc(
         Kind::Malformed,

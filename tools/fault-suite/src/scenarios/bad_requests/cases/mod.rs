@@ -103,12 +103,13 @@ pub(crate) fn for_command(rng: &mut StdRng, count: usize, fixtures: &Fixtures) -
 
 /// `count` requests for query-service, in a random order.
 pub(crate) fn for_query(rng: &mut StdRng, count: usize, fixtures: &Fixtures) -> Vec<Case> {
-    mix(rng, count, &["GetUser", "ListUsers"], |rng| {
-        match rng.random_range(0..100) {
-            0..45 => bad_get(rng, fixtures),
-            45..97 => bad_list(rng, fixtures),
-            _ => bad_create(rng),
-        }
+    let methods = ["GetUser", "ListUsers", "BatchGetUsers", "GetUserByEmail"];
+    mix(rng, count, &methods, |rng| match rng.random_range(0..100) {
+        0..35 => bad_get(rng, fixtures),
+        35..75 => bad_list(rng, fixtures),
+        75..87 => bad_batch_get(rng, fixtures),
+        87..97 => bad_get_by_email(rng),
+        _ => bad_create(rng),
     })
 }
 

@@ -38,6 +38,8 @@ pub(super) fn bad_list(rng: &mut StdRng, fixtures: &Fixtures) -> Case {
     let mut request = v1::ListUsersRequest {
         filter: Some(v1::UserFilter {
             countries: vec!["GB".to_owned()],
+            updated_after: None,
+            query: String::new(),
         }),
         page_size: 10,
         page_token: String::new(),
@@ -45,9 +47,11 @@ pub(super) fn bad_list(rng: &mut StdRng, fixtures: &Fixtures) -> Case {
     let filter = |countries: &[&str]| {
         Some(v1::UserFilter {
             countries: countries.iter().map(|code| (*code).to_owned()).collect(),
+            updated_after: None,
+            query: String::new(),
         })
     };
-    let what = match rng.random_range(0..15) {
+    let what = match rng.random_range(0..19) {
         0 => {
             request.page_size = *[-1, -100, i32::MIN].choose(rng).expect("choices");
             "negative page_size"
@@ -109,6 +113,41 @@ pub(super) fn bad_list(rng: &mut StdRng, fixtures: &Fixtures) -> Case {
             request.filter = filter(&[long.as_str(); 50]);
             "50 countries of 2,000 characters"
         }
+        14 => {
+            request.filter = Some(v1::UserFilter {
+                query: "a".to_owned(),
+                ..v1::UserFilter::default()
+            });
+            "a one-character query"
+        }
+        15 => {
+            request.filter = Some(v1::UserFilter {
+                query: ["ad\u{0}", "ad\u{1b}[2J", &"q".repeat(5_000)]
+                    .choose(rng)
+                    .expect("choices")
+                    .to_string(),
+                ..v1::UserFilter::default()
+            });
+            "a query with control characters or of 5,000"
+        }
+        16 => {
+            let (seconds, nanos) = *[(i64::MAX, 0), (i64::MIN, 0), (0, -1), (0, 1_000_000_000)]
+                .choose(rng)
+                .expect("choices");
+            request.filter = Some(v1::UserFilter {
+                updated_after: Some(prost_types::Timestamp { seconds, nanos }),
+                ..v1::UserFilter::default()
+            });
+            "updated_after out of range"
+        }
+        17 => {
+            request.page_token = fixtures.page_token.clone();
+            request.filter = Some(v1::UserFilter {
+                query: "ada".to_owned(),
+                ..v1::UserFilter::default()
+            });
+            "page_token of a filter without a query"
+        }
         _ => {
             let mut random = vec![0; rng.random_range(1..64)];
             rng.fill_bytes(&mut random);
@@ -117,6 +156,71 @@ pub(super) fn bad_list(rng: &mut StdRng, fixtures: &Fixtures) -> Case {
         }
     };
     well_formed("ListUsers", what, &request)
+}
+
+pub(super) fn bad_batch_get(rng: &mut StdRng, fixtures: &Fixtures) -> Case {
+    let ids =
+        |count: usize| -> Vec<String> { (0..count).map(|_| Uuid::now_v7().to_string()).collect() };
+    let (what, request) = match rng.random_range(0..4) {
+        0 => {
+            let mut asked = ids(5);
+            let at = rng.random_range(0..asked.len());
+            asked[at] = bad_id(rng);
+            (
+                "a malformed id",
+                v1::BatchGetUsersRequest {
+                    ids: asked,
+                    allow_missing: true,
+                },
+            )
+        }
+        1 => (
+            "1,001 ids",
+            v1::BatchGetUsersRequest {
+                ids: ids(1_001),
+                allow_missing: true,
+            },
+        ),
+        2 => {
+            let mut asked = ids(3);
+            asked.push(fixtures.untouched.clone());
+            (
+                "unknown ids",
+                v1::BatchGetUsersRequest {
+                    ids: asked,
+                    allow_missing: false,
+                },
+            )
+        }
+        _ => (
+            "1,000 unknown ids",
+            v1::BatchGetUsersRequest {
+                ids: ids(1_000),
+                allow_missing: false,
+            },
+        ),
+    };
+    well_formed("BatchGetUsers", what, &request)
+}
+
+pub(super) fn bad_get_by_email(rng: &mut StdRng) -> Case {
+    let email = [
+        String::new(),
+        "not an address".to_owned(),
+        "Ada <ada@example.com>".to_owned(),
+        format!("{}@example.com", "a".repeat(300)),
+        "ada@[127.0.0.1]".to_owned(),
+        format!("nobody.{}@example.com", Uuid::now_v7().simple()),
+    ]
+    .choose(rng)
+    .expect("choices")
+    .clone();
+    let what = if email.starts_with("nobody.") {
+        "an address nobody holds"
+    } else {
+        "not an address"
+    };
+    well_formed("GetUserByEmail", what, &v1::GetUserByEmailRequest { email })
 }
 
 pub(super) fn base64_url(bytes: &[u8]) -> String {

@@ -10,6 +10,7 @@ pub(super) fn bad_create(rng: &mut StdRng) -> Case {
     let mut request = v1::CreateUserRequest {
         user: Some(valid_user(rng)),
         password: "correct horse battery".to_owned(),
+        request_id: String::new(),
     };
     // A NUL passes many validators and then fails in Postgres: rarer, since a request that
     // passes validation costs a password hash.
@@ -115,6 +116,7 @@ pub(super) fn bad_update(rng: &mut StdRng, fixtures: &Fixtures) -> Case {
         }),
         password: String::new(),
         expected_version: None,
+        request_id: String::new(),
     };
     let mask = |paths: &[&str]| {
         Some(prost_types::FieldMask {
@@ -218,6 +220,7 @@ pub(super) fn bad_delete(rng: &mut StdRng, fixtures: &Fixtures) -> Case {
             v1::DeleteUserRequest {
                 id: bad_id(rng),
                 expected_version: None,
+                request_id: String::new(),
             },
         ),
         1 => (
@@ -225,6 +228,7 @@ pub(super) fn bad_delete(rng: &mut StdRng, fixtures: &Fixtures) -> Case {
             v1::DeleteUserRequest {
                 id: Uuid::now_v7().to_string(),
                 expected_version: None,
+                request_id: String::new(),
             },
         ),
         _ => (
@@ -236,6 +240,7 @@ pub(super) fn bad_delete(rng: &mut StdRng, fixtures: &Fixtures) -> Case {
                         .choose(rng)
                         .expect("choices"),
                 ),
+                request_id: String::new(),
             },
         ),
     };
