@@ -6,6 +6,7 @@ neither, and Envoy's gRPC health checks must ask about user.v1.UserService.
 Usage: envoy_routing.py ENVOY_BINARY ENVOY_YAML
 """
 
+import re
 import socket
 import subprocess
 import sys
@@ -25,6 +26,8 @@ OWNERS = {
     "DeleteUser": "command-service",
     "GetUser": "query-service",
     "ListUsers": "query-service",
+    "BatchGetUsers": "query-service",
+    "GetUserByEmail": "query-service",
 }
 SERVICE = "user.v1.UserService"
 # grpc.health.v1.HealthCheckResponse{status: SERVING}, encoded by hand: field 1, varint 1.
@@ -146,6 +149,10 @@ def main():
         servers.append(server)
     listener_port, admin_port = free_port(), free_port()
     failures = []
+    proto = Path("shared-proto/proto/user/v1/user_service.proto").read_text()
+    for method in re.findall(r"^\s*rpc (\w+)\(", proto, re.MULTILINE):
+        if method not in OWNERS:
+            failures.append(f"{method} of the proto has no owner here: add it to OWNERS and deploy/envoy.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         config_path = Path(tmp) / "envoy.yaml"
         config_path.write_text(yaml.safe_dump(local_config(envoy_yaml, ports, listener_port, admin_port)))

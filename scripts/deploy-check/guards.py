@@ -240,6 +240,26 @@ def guard_gateway(docs):
     return failures
 
 
+# The methods the router must send to their owners.
+PROTO = Path("shared-proto/proto/user/v1/user_service.proto")
+SERVICE = "user.v1.UserService"
+
+
+def proto_methods():
+    return re.findall(r"^\s*rpc (\w+)\(", PROTO.read_text(), re.MULTILINE)
+
+
+def guard_routes(docs):
+    routed = {
+        match["method"].get("method")
+        for route in of_kind(docs, "GRPCRoute")
+        for rule in route["spec"].get("rules", [])
+        for match in rule.get("matches", [])
+        if match.get("method", {}).get("service") == SERVICE
+    }
+    return [f"no GRPCRoute rule sends {method} to its owner" for method in proto_methods() if method not in routed]
+
+
 def guard_replication(docs, base_docs):
     failures = []
     for name, data in config_maps(base_docs).items():
@@ -429,6 +449,7 @@ def k8s_guards(docs, base_docs, alerts_file):
         ("migrations in an initContainer; no Job with a fixed name", guard_migrations(docs)),
         ("replay template: a suspended CronJob on the release's image", guard_replay_template(docs)),
         ("gateway class set by the overlay", guard_gateway(docs)),
+        ("the GRPCRoute routes every method of the proto", guard_routes(docs)),
         ("topic replication fits the brokers", guard_replication(docs, base_docs)),
         ("Postgres connections fit max_connections", connection_budget(docs)[2]),
         ("ServiceAccount, PDB, NetworkPolicy, ServiceMonitor, alerts, probes", guard_operations(docs)),
@@ -634,6 +655,15 @@ def self_test(out, envoy_version):
                           "spec": {"template": {"spec": {"containers": []}}}}),
             ),
             "fixed name",
+        ),
+        "a method the GRPCRoute does not route": (
+            lambda d: [
+                rule.__setitem__("matches", [m for m in rule["matches"] if m["method"]["method"] != "GetUserByEmail"])
+                for route in d
+                if route["kind"] == "GRPCRoute"
+                for rule in route["spec"]["rules"]
+            ],
+            "GetUserByEmail",
         ),
         "gatewayClassName change-me": (
             lambda d: next(x for x in d if x["kind"] == "Gateway")["spec"].__setitem__("gatewayClassName", "change-me"),
