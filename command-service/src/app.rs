@@ -5,6 +5,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
+use shared::migrate::{self, MigrationSettings};
 use shared::{
     db::{self, Pool},
     frontend::Frontend,
@@ -36,8 +37,8 @@ pub struct App {
 }
 
 /// Creates the write database when missing and applies its migrations.
-pub async fn migrate(database: &db::Database) -> anyhow::Result<()> {
-    db::prepare(database, MIGRATIONS, "write")
+pub async fn migrate(database: &db::Database, settings: &MigrationSettings) -> anyhow::Result<()> {
+    migrate::prepare(database, MIGRATIONS, "write", settings)
         .await
         .context("cannot prepare the write database")
 }
@@ -46,7 +47,11 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let database = config.database()?;
         let cluster = config.kafka.cluster().map_err(anyhow::Error::msg)?;
-        migrate(&database).await?;
+        config
+            .database
+            .schema_at_start(&database, MIGRATIONS, "write")
+            .await
+            .context("the write database's schema")?;
         let pool = database.pool(
             config.database.database_pool_size.into(),
             config.database.session_limits(),

@@ -19,7 +19,9 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = telemetry::init("command-service", &cli.config.telemetry)?;
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => match cli.config.database() {
-            Ok(database) => app::migrate(&database).await,
+            Ok(database) => {
+                app::migrate(&database, &cli.config.database.migration_settings()).await
+            }
             Err(error) => Err(error.into()),
         },
         // Answered before telemetry starts.

@@ -1,6 +1,6 @@
 //! The write database's schema, from `migrations/write`.
 
-use shared::db::Migration;
+use shared::migrate::Migration;
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {

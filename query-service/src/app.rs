@@ -54,7 +54,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let database = config.database()?;
         let cluster = config.kafka.cluster().map_err(anyhow::Error::msg)?;
-        migrations::migrate(&database).await?;
+        migrations::at_start(&database, &config.database).await?;
         let pool = database.pool(
             config.database.database_pool_size.into(),
             config.database.session_limits(),

@@ -20,7 +20,9 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = telemetry::init("query-service", &cli.config.telemetry)?;
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => match cli.config.database() {
-            Ok(database) => migrations::migrate(&database).await,
+            Ok(database) => {
+                migrations::migrate(&database, &cli.config.database.migration_settings()).await
+            }
             Err(error) => Err(error.into()),
         },
         Command::Replay => replay::replay(&cli.config).await.map(|_| ()),

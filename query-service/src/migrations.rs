@@ -1,13 +1,24 @@
 //! The read database's schema, from `migrations/read`.
 
 use anyhow::Context;
-use shared::db::{self, Migration};
+use shared::{
+    config::DatabaseArgs,
+    db,
+    migrate::{self, Migration, MigrationSettings},
+};
 
 /// Creates the read database when missing and applies its migrations.
-pub async fn migrate(database: &db::Database) -> anyhow::Result<()> {
-    db::prepare(database, MIGRATIONS, "read")
+pub async fn migrate(database: &db::Database, settings: &MigrationSettings) -> anyhow::Result<()> {
+    migrate::prepare(database, MIGRATIONS, "read", settings)
         .await
         .context("cannot prepare the read database")
+}
+
+/// Migrates, or only checks the migrations, as MIGRATE_ON_START says.
+pub async fn at_start(database: &db::Database, args: &DatabaseArgs) -> anyhow::Result<()> {
+    args.schema_at_start(database, MIGRATIONS, "read")
+        .await
+        .context("the read database's schema")
 }
 
 pub const MIGRATIONS: &[Migration] = &[

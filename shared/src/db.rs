@@ -1,5 +1,6 @@
 //! Postgres setup: where a database is and how to reach it (TLS as its URL's sslmode asks),
-//! the connection pool, creating the database when it is missing, and migrations.
+//! the connection pool, and creating the database when it is missing (migrations are in
+//! `migrate`).
 
 use std::{
     path::Path,
@@ -40,13 +41,35 @@ pub enum DbError {
     Pool(#[from] deadpool_postgres::BuildError),
     #[error(transparent)]
     Postgres(#[from] tokio_postgres::Error),
-    #[error("migration {version} ({name}) failed: {source}")]
+    #[error(
+        "migration {version} ({name}) failed after {attempts} attempt(s): {}",
+        postgres_says(source)
+    )]
     Migration {
         version: i32,
         name: &'static str,
+        attempts: u32,
         #[source]
         source: tokio_postgres::Error,
     },
+    #[error(
+        "migration {version} ({name}) was edited after it was applied: the schema is not what \
+         it says; restore the migration as it was applied and add a new one instead"
+    )]
+    MigrationEdited { version: i32, name: &'static str },
+    #[error(
+        "migration {version} ({name}) is not applied; run this release's `migrate` first (or \
+         start with MIGRATE_ON_START=true)"
+    )]
+    NotMigrated { version: i32, name: &'static str },
+}
+
+/// What Postgres said, when it said something: the driver's own text is only "db error".
+fn postgres_says(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => error.to_string(),
+    }
 }
 
 /// Time limits Postgres enforces on each session of a pool.
@@ -264,73 +287,6 @@ pub async fn ensure_database(database: &Database) -> Result<(), DbError> {
         Err(error) if error.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
         Err(error) => Err(error.into()),
     }
-}
-
-/// Creates the database when missing, then applies `migrations`; `what` names the database
-/// in the log line and errors ("write", "read").
-pub async fn prepare(
-    database: &Database,
-    migrations: &[Migration],
-    what: &str,
-) -> Result<(), DbError> {
-    ensure_database(database).await.inspect_err(|error| {
-        tracing::error!(%error, "cannot reach or create the {what} database");
-    })?;
-    let mut client = database.connect().await?;
-    let applied = migrate(&mut client, migrations).await?;
-    tracing::info!(?applied, "{what} database migrated");
-    Ok(())
-}
-
-/// One schema change, applied once, in order of `version`.
-#[derive(Debug, Clone, Copy)]
-pub struct Migration {
-    pub version: i32,
-    pub name: &'static str,
-    pub sql: &'static str,
-}
-
-/// Applies the migrations not applied yet, all in one transaction. An advisory lock makes
-/// replicas that start together take turns instead of racing.
-pub async fn migrate(client: &mut Client, migrations: &[Migration]) -> Result<Vec<i32>, DbError> {
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock(8020417312)", &[])
-        .await?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version integer PRIMARY KEY,
-             name text NOT NULL,
-             applied_at timestamptz NOT NULL DEFAULT now()
-         )",
-    )
-    .await?;
-    let applied: Vec<i32> = tx
-        .query("SELECT version FROM schema_migrations", &[])
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    let mut newly_applied = Vec::new();
-    for migration in migrations {
-        if applied.contains(&migration.version) {
-            continue;
-        }
-        tx.batch_execute(migration.sql)
-            .await
-            .map_err(|source| DbError::Migration {
-                version: migration.version,
-                name: migration.name,
-                source,
-            })?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-            &[&migration.version, &migration.name],
-        )
-        .await?;
-        newly_applied.push(migration.version);
-    }
-    tx.commit().await?;
-    Ok(newly_applied)
 }
 
 /// Whether the error is a unique violation of the named constraint or index.

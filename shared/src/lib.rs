@@ -21,6 +21,7 @@ pub mod grpc_tls;
 pub mod health;
 pub mod http;
 pub mod kafka;
+pub mod migrate;
 pub mod pg_listen;
 pub mod readiness;
 pub mod shutdown;

@@ -213,9 +213,14 @@ mod tests {
     async fn outbox_with_one_row() -> (TestDatabase, db::Pool) {
         let test_db = TestDatabase::create().await;
         let database = db::Database::new(&test_db.url, None).unwrap();
-        db::prepare(&database, crate::migrations::MIGRATIONS, "write")
-            .await
-            .unwrap();
+        shared::migrate::prepare(
+            &database,
+            crate::migrations::MIGRATIONS,
+            "write",
+            &Default::default(),
+        )
+        .await
+        .unwrap();
         let pool = database.pool(2, db::SessionLimits::NONE).unwrap();
         pool.run(async |client| {
             client

@@ -49,6 +49,11 @@ pub async fn spawn_app_on(brokers: &str, prefix: &str, extra: &[&str]) -> TestAp
     start(db, prefix.to_owned(), brokers, extra).await
 }
 
+/// Starts command-service on `db`, already prepared as the test needs.
+pub async fn spawn_app_on_database(db: Arc<TestDatabase>, extra: &[&str]) -> TestApp {
+    start(db, new_prefix(), &testkit::broker::brokers(), extra).await
+}
+
 /// A topic prefix of a test's own.
 pub fn new_prefix() -> String {
     format!("test-{}.", Uuid::new_v4().simple())

@@ -11,6 +11,7 @@ mod create_user;
 mod delete_user;
 mod grpc_tls;
 mod helpers;
+mod migrations;
 mod operations;
 mod outbox;
 mod request_ids;

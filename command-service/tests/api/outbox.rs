@@ -178,7 +178,9 @@ async fn an_outbox_row_of_an_unknown_event_type_is_parked_and_the_rest_flows() {
 async fn the_backlog_gauge_reads_a_bounded_part_of_a_large_outbox() {
     let db = TestDatabase::create().await;
     let database = shared::db::Database::new(&db.url, None).unwrap();
-    command_service::app::migrate(&database).await.unwrap();
+    command_service::app::migrate(&database, &Default::default())
+        .await
+        .unwrap();
     let client = db.client().await;
     client
         .batch_execute(

@@ -57,7 +57,8 @@ pub struct ReplayReport {
 
 pub async fn replay(config: &Config) -> anyhow::Result<ReplayReport> {
     let database = config.database()?;
-    migrations::migrate(&database).await?;
+    // A replay creates and swaps tables: it runs with a role that may change the schema.
+    migrations::migrate(&database, &config.database.migration_settings()).await?;
     // Held by this session until the replay ends, however it ends.
     let lock = database.connect().await?;
     let locked: bool = lock
@@ -116,7 +117,14 @@ async fn read_and_swap(
                     live = view::LIVE
                 ))
                 .await
-                .map_err(DbFailure::from)
+                .map_err(DbFailure::from)?;
+            // Once swapped in, the table is read and written by the service's role.
+            if let Some(role) = &config.database.migration_settings().grant_to {
+                shared::migrate::grant(client, role)
+                    .await
+                    .map_err(DbFailure::from)?;
+            }
+            Ok::<_, DbFailure>(())
         })
         .await
         .context("cannot create the shadow table")?;

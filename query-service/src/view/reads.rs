@@ -239,7 +239,9 @@ mod tests {
     async fn neither_the_query_nor_the_time_filter_scans_the_table() {
         let db = testkit::database::TestDatabase::create().await;
         let database = shared::db::Database::new(&db.url, None).unwrap();
-        crate::migrations::migrate(&database).await.unwrap();
+        crate::migrations::migrate(&database, &Default::default())
+            .await
+            .unwrap();
         let client = db.client().await;
         client
             .batch_execute(

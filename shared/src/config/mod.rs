@@ -32,6 +32,27 @@ pub struct DatabaseArgs {
     /// session ("0s": no limit), so a hung process cannot hold row locks forever.
     #[arg(long, env = "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub database_idle_in_transaction_timeout: Duration,
+
+    /// Whether the service applies its migrations at start, or only checks that they are
+    /// applied as written ("false": where the service's role may not change the schema and
+    /// `migrate` runs first with a role that may, as the Kubernetes initContainer does).
+    #[arg(long, env = "MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate_on_start: bool,
+
+    /// The longest a migration statement waits for a lock before the migration gives way
+    /// (and is tried again), so that it never holds every reader and writer of a table
+    /// queued behind it for longer.
+    #[arg(long, env = "MIGRATION_LOCK_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub migration_lock_timeout: Duration,
+
+    /// How many times a migration is tried while it keeps giving way to locks.
+    #[arg(long, env = "MIGRATION_ATTEMPTS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub migration_attempts: u32,
+
+    /// The role the service runs as, when `migrate` runs as another: granted reading and
+    /// writing every table, and reading the record of migrations.
+    #[arg(long, env = "MIGRATION_GRANT_TO")]
+    pub migration_grant_to: Option<String>,
 }
 
 impl DatabaseArgs {
@@ -42,6 +63,32 @@ impl DatabaseArgs {
             return Err(crate::db::DbError::NoDatabaseName);
         }
         Ok(database)
+    }
+
+    pub fn migration_settings(&self) -> crate::migrate::MigrationSettings {
+        crate::migrate::MigrationSettings {
+            lock_timeout: self.migration_lock_timeout,
+            attempts: self.migration_attempts,
+            grant_to: self
+                .migration_grant_to
+                .clone()
+                .filter(|role| !role.is_empty()),
+        }
+    }
+
+    /// What a service does with its schema at start: applies the migrations, or (with
+    /// MIGRATE_ON_START=false) checks that they are all applied as written.
+    pub async fn schema_at_start(
+        &self,
+        database: &crate::db::Database,
+        migrations: &[crate::migrate::Migration],
+        what: &str,
+    ) -> Result<(), crate::db::DbError> {
+        if self.migrate_on_start {
+            crate::migrate::prepare(database, migrations, what, &self.migration_settings()).await
+        } else {
+            crate::migrate::verify(database, migrations).await
+        }
     }
 
     pub fn session_limits(&self) -> crate::db::SessionLimits {
