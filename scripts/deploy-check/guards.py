@@ -260,6 +260,37 @@ def guard_routes(docs):
     return [f"no GRPCRoute rule sends {method} to its owner" for method in proto_methods() if method not in routed]
 
 
+def dashboard_exprs(dashboard):
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "expr":
+                    found.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(dashboard)
+    return found
+
+
+def guard_dashboard(docs):
+    maps = [d for d in of_kind(docs, "ConfigMap") if d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+    if not maps:
+        return ["no ConfigMap labelled grafana_dashboard for Grafana's sidecar"]
+    failures = []
+    for cm in maps:
+        for key, text in cm.get("data", {}).items():
+            for expr in dashboard_exprs(json.loads(text)):
+                if 'job=~"command-service|query-service"' not in expr or "$namespace" not in expr:
+                    failures.append(f"{name_of(cm)}/{key}: a panel not scoped to this service's jobs and namespace: {expr}")
+    return failures
+
+
 def guard_replication(docs, base_docs):
     failures = []
     for name, data in config_maps(base_docs).items():
@@ -450,6 +481,7 @@ def k8s_guards(docs, base_docs, alerts_file):
         ("replay template: a suspended CronJob on the release's image", guard_replay_template(docs)),
         ("gateway class set by the overlay", guard_gateway(docs)),
         ("the GRPCRoute routes every method of the proto", guard_routes(docs)),
+        ("a dashboard ConfigMap, every panel scoped to this service", guard_dashboard(docs)),
         ("topic replication fits the brokers", guard_replication(docs, base_docs)),
         ("Postgres connections fit max_connections", connection_budget(docs)[2]),
         ("ServiceAccount, PDB, NetworkPolicy, ServiceMonitor, alerts, probes", guard_operations(docs)),
@@ -664,6 +696,19 @@ def self_test(out, envoy_version):
                 for rule in route["spec"]["rules"]
             ],
             "GetUserByEmail",
+        ),
+        "an unscoped dashboard panel": (
+            lambda d: [
+                cm["data"].__setitem__(key, text.replace('job=~\\"command-service|query-service\\",', "", 1))
+                for cm in d
+                if cm["kind"] == "ConfigMap" and cm["metadata"].get("labels", {}).get("grafana_dashboard") == "1"
+                for key, text in list(cm["data"].items())
+            ],
+            "not scoped",
+        ),
+        "no dashboard ConfigMap": (
+            drop("ConfigMap", lambda d: d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"),
+            "grafana_dashboard",
         ),
         "gatewayClassName change-me": (
             lambda d: next(x for x in d if x["kind"] == "Gateway")["spec"].__setitem__("gatewayClassName", "change-me"),
