@@ -27,7 +27,7 @@ pub(super) async fn handle(
             request_id: String::new(),
             ..request.clone()
         };
-        Marked::new(request_id, "DeleteUser", &unmarked)
+        Marked::new(request_id, "DeleteUser", &unmarked).by(&origin.caller)
     });
     let requests = &commands.request_ids;
 

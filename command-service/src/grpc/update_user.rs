@@ -30,6 +30,7 @@ pub(super) async fn handle(
     origin: Origin,
 ) -> Result<UpdateUserResponse, CommandError> {
     let (id, changes, marked) = validate(&request)?;
+    let marked = marked.map(|marked| marked.by(&origin.caller));
     let requests = &commands.request_ids;
     if let Some(marked) = &marked
         && let Some(answer) = requests.answered(&commands.pool, marked).await?

@@ -8,7 +8,7 @@ use std::time::Duration;
 use deadpool_postgres::{GenericClient, Transaction};
 use prost::Message;
 use sha2::{Digest, Sha256};
-use shared::{db::Pool, db_failure::DbFailure, grpc_error::FieldViolations};
+use shared::{auth::Caller, db::Pool, db_failure::DbFailure, grpc_error::FieldViolations};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -43,6 +43,20 @@ impl Marked {
             id,
             method,
             fingerprint: Sha256::digest(request.encode_to_vec()).into(),
+        }
+    }
+
+    /// The same request from another caller is another request: a request_id someone else
+    /// used answers them nothing of the first caller's.
+    pub fn by(self, caller: &Caller) -> Self {
+        let mut digest = Sha256::new();
+        digest.update(self.fingerprint);
+        digest.update(caller.kind.as_bytes());
+        digest.update([0]);
+        digest.update(caller.id.as_deref().unwrap_or_default().as_bytes());
+        Self {
+            fingerprint: digest.finalize().into(),
+            ..self
         }
     }
 }
@@ -216,5 +230,12 @@ mod tests {
             one.fingerprint,
             Marked::new(id, "DeleteUser", &request(Some(2))).fingerprint
         );
+        let caller = |id: &str| Caller {
+            id: Some(id.to_owned()),
+            kind: "user",
+        };
+        let ada = one.clone().by(&caller("ada"));
+        assert_eq!(ada.fingerprint, one.clone().by(&caller("ada")).fingerprint);
+        assert_ne!(ada.fingerprint, one.by(&caller("grace")).fingerprint);
     }
 }

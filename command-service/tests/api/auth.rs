@@ -99,3 +99,35 @@ async fn a_service_on_a_public_address_without_auth_settings_refuses_to_start() 
         .expect("no start without AUTH_MODE on 0.0.0.0");
     assert!(format!("{refused:#}").contains("AUTH_MODE"), "{refused:#}");
 }
+
+#[tokio::test]
+async fn a_request_id_another_caller_used_answers_them_nothing() {
+    let issuer = TestIssuer::start().await;
+    let app = guarded_app(&issuer).await;
+    let mut client = app.client.clone();
+    let request = v1::CreateUserRequest {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        ..create_request(&unique_email())
+    };
+    let alice = issuer.token("alice", "users.write");
+    client
+        .create_user(bearing(request.clone(), Some(&alice)))
+        .await
+        .expect("created");
+    let again = client
+        .create_user(bearing(request.clone(), Some(&alice)))
+        .await;
+    assert!(again.is_ok(), "alice's retry is answered");
+
+    let mallory = issuer.token("mallory", "users.write");
+    let refused = client
+        .create_user(bearing(request, Some(&mallory)))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().contains("request_id"),
+        "{}",
+        refused.message()
+    );
+}
