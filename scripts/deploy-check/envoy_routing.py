@@ -6,7 +6,6 @@ neither, and Envoy's gRPC health checks must ask about user.v1.UserService.
 Usage: envoy_routing.py ENVOY_BINARY ENVOY_YAML
 """
 
-import re
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import grpc
 import yaml
+from guards import proto_methods
 
 OWNERS = {
     "CreateUser": "command-service",
@@ -149,8 +149,7 @@ def main():
         servers.append(server)
     listener_port, admin_port = free_port(), free_port()
     failures = []
-    proto = Path("shared-proto/proto/user/v1/user_service.proto").read_text()
-    for method in re.findall(r"^\s*rpc (\w+)\(", proto, re.MULTILINE):
+    for method in proto_methods():
         if method not in OWNERS:
             failures.append(f"{method} of the proto has no owner here: add it to OWNERS and deploy/envoy.yaml")
     with tempfile.TemporaryDirectory() as tmp:
