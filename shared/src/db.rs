@@ -41,10 +41,7 @@ pub enum DbError {
     Pool(#[from] deadpool_postgres::BuildError),
     #[error(transparent)]
     Postgres(#[from] tokio_postgres::Error),
-    #[error(
-        "migration {version} ({name}) failed after {attempts} attempt(s): {}",
-        postgres_says(source)
-    )]
+    #[error("migration {version} ({name}) failed after {attempts} attempt(s)")]
     Migration {
         version: i32,
         name: &'static str,
@@ -62,14 +59,6 @@ pub enum DbError {
          start with MIGRATE_ON_START=true)"
     )]
     NotMigrated { version: i32, name: &'static str },
-}
-
-/// What Postgres said, when it said something: the driver's own text is only "db error".
-fn postgres_says(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => db.message().to_owned(),
-        None => error.to_string(),
-    }
 }
 
 /// Time limits Postgres enforces on each session of a pool.

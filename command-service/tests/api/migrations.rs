@@ -91,8 +91,9 @@ async fn a_migration_that_keeps_waiting_gives_up_after_its_attempts() {
     long_tx.query("SELECT * FROM t", &[]).await.unwrap();
     let error = migrate::prepare(&database, &[TABLE, ALTER], "test", &settings(50, 3))
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    // As the services log it: the error and what caused it.
+    let error = format!("{:#}", anyhow::Error::from(error));
     assert!(
         error.contains("migration 2 (t_y) failed after 3 attempt(s)") && error.contains("lock"),
         "{error}"
