@@ -4,6 +4,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
+use anyhow::Context;
 use futures::{FutureExt, future::BoxFuture};
 use prometheus_client::registry::Registry;
 use shared::{
@@ -54,7 +55,11 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let database = config.database()?;
         let cluster = config.kafka.cluster().map_err(anyhow::Error::msg)?;
-        migrations::at_start(&database, &config.database).await?;
+        config
+            .database
+            .schema_at_start(&database, migrations::MIGRATIONS, "read")
+            .await
+            .context("the read database's schema")?;
         let pool = database.pool(
             config.database.database_pool_size.into(),
             config.database.session_limits(),

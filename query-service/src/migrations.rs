@@ -2,7 +2,6 @@
 
 use anyhow::Context;
 use shared::{
-    config::DatabaseArgs,
     db,
     migrate::{self, Migration, MigrationSettings},
 };
@@ -12,13 +11,6 @@ pub async fn migrate(database: &db::Database, settings: &MigrationSettings) -> a
     migrate::prepare(database, MIGRATIONS, "read", settings)
         .await
         .context("cannot prepare the read database")
-}
-
-/// Migrates, or only checks the migrations, as MIGRATE_ON_START says.
-pub async fn at_start(database: &db::Database, args: &DatabaseArgs) -> anyhow::Result<()> {
-    args.schema_at_start(database, MIGRATIONS, "read")
-        .await
-        .context("the read database's schema")
 }
 
 pub const MIGRATIONS: &[Migration] = &[
