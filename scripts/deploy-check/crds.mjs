@@ -1,4 +1,5 @@
-// Validates the custom resources of the rendered overlays (Gateway API, Prometheus Operator)
+// Validates the custom resources of the rendered overlays (Gateway API, Prometheus Operator,
+// and the CloudNativePG and Strimzi ones of k8s/components/dependencies)
 // against the schemas of their CRDs, as packaged by kubernetes-models.
 //   node crds.mjs OVERLAY.crds.json...   each file: a JSON array of objects
 //   node crds.mjs --self-test            broken objects must be refused
@@ -9,6 +10,8 @@ import { basename } from "node:path";
 const PACKAGES = {
   "gateway.networking.k8s.io": "@kubernetes-models/gateway-api",
   "monitoring.coreos.com": "@kubernetes-models/prometheus-operator",
+  "postgresql.cnpg.io": "@kubernetes-models/cloudnative-pg",
+  "kafka.strimzi.io": "@kubernetes-models/strimzi-kafka-operator",
 };
 
 async function modelFor(apiVersion, kind) {
@@ -42,7 +45,7 @@ async function check(files) {
     const objects = JSON.parse(readFileSync(file, "utf8"));
     console.log(`-- overlay ${basename(file, ".crds.json")}`);
     if (objects.length === 0) {
-      console.log("  FAIL no Gateway API or Prometheus Operator objects");
+      console.log("  FAIL no custom resources (Gateway API, Prometheus Operator)");
       failed++;
     }
     for (const object of objects) {
@@ -76,6 +79,18 @@ async function selfTest() {
     metadata: { name: "broken" },
     spec: { groups: [{ rules: [{ alert: "A", expr: "up == 0" }] }] },
   };
+  const topic = {
+    apiVersion: "kafka.strimzi.io/v1",
+    kind: "KafkaTopic",
+    metadata: { name: "broken" },
+    spec: { topicName: "user-created_v1", partitions: "twelve" },
+  };
+  const postgres = {
+    apiVersion: "postgresql.cnpg.io/v1",
+    kind: "Cluster",
+    metadata: { name: "broken" },
+    spec: { instances: "one", storage: { size: "5Gi" } },
+  };
   const unknown = { apiVersion: "gateway.networking.k8s.io/v1", kind: "TeapotRoute", metadata: { name: "x" } };
   let failed = 0;
   console.log("-- the CRD schemas refuse broken objects");
@@ -83,6 +98,8 @@ async function selfTest() {
     ["a GRPCRoute backend port that is not a number", route],
     ["a Gateway without gatewayClassName", gateway],
     ["a PrometheusRule group without a name", rule],
+    ["a KafkaTopic whose partitions are not a number", topic],
+    ["a CloudNativePG Cluster whose instances are not a number", postgres],
     ["a kind with no schema", unknown],
   ]) {
     const problem = await problems(object);

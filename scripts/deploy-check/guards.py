@@ -1,4 +1,4 @@
-"""The deployment traps of issue 9, each as a check that fails if it comes back, plus the
+"""The deployment traps, each as a check that fails if it comes back, plus the
 Kubernetes schema validation of the rendered overlays.
 
   guards.py k8s OUT_DIR         rendered overlays OUT_DIR/overlays/<overlay>.yaml, and the
@@ -46,7 +46,7 @@ REQUIRED_ALERTS = {
     "dead letters": lambda e: "projector_events_total" in e and "dead_lettered" in e,
     "the gRPC error ratio": lambda e: "grpc_server_handled_total" in e and "grpc_code!~" in e,
 }
-CRD_GROUPS = {"gateway.networking.k8s.io", "monitoring.coreos.com"}
+CRD_GROUPS = {"gateway.networking.k8s.io", "monitoring.coreos.com", "postgresql.cnpg.io", "kafka.strimzi.io"}
 POD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 
 
@@ -458,8 +458,186 @@ def guard_secrets(docs):
             continue
         for c in containers(spec):
             for key, entry in env_of(c).items():
-                if key in SECRET_SETTINGS and "secretKeyRef" not in entry.get("valueFrom", {}):
-                    failures.append(f"{name_of(obj)} container {c['name']}: {key} is not from a Secret")
+                if key not in SECRET_SETTINGS or "secretKeyRef" in entry.get("valueFrom", {}):
+                    continue
+                if key == "DATABASE_URL" and composed_from_secrets(c, entry):
+                    continue
+                failures.append(f"{name_of(obj)} container {c['name']}: {key} is not from a Secret")
+    return failures
+
+
+def composed_from_secrets(container, entry):
+    """A DATABASE_URL written as postgres://$(USER):$(PASSWORD)@host/db, both variables listed
+    before it and taken from Secrets (Kubernetes expands only variables defined earlier)."""
+    found = re.fullmatch(r"postgres(?:ql)?://\$\((\w+)\):\$\((\w+)\)@[^@\s]+", entry.get("value", ""))
+    if not found:
+        return False
+    earlier = {}
+    for e in container.get("env", []):
+        if e is entry:
+            break
+        earlier[e["name"]] = e
+    return all("secretKeyRef" in earlier.get(name, {}).get("valueFrom", {}) for name in found.groups())
+
+
+# ------------------------------------------------------ k8s/components/dependencies guards
+
+TOPICS_RS = Path("shared-proto/src/topics.rs")
+EVENT_TOPIC_CONSTS = ("USER_CREATED", "USER_UPDATED", "USER_DELETED")
+
+
+def topic_names():
+    """(event topics, dead-letter topic) as shared-proto names them."""
+    consts = dict(re.findall(r'pub const (\w+): &str = "([^"]+)";', TOPICS_RS.read_text()))
+    return [consts[c] for c in EVENT_TOPIC_CONSTS], consts["DEAD_LETTER"]
+
+
+def server_settings(docs):
+    """Each server container's settings, by Deployment name."""
+    return {
+        name_of(d).split("/")[-1]: settings(docs, c)
+        for d in of_kind(docs, "Deployment")
+        for c in containers(pod_spec(d))
+        if c["name"] == d["metadata"]["name"]
+    }
+
+
+def guard_kafka_dependency(docs):
+    """With a Strimzi Kafka in the overlay: the services reach its bootstrap Service, create no
+    topics, and every topic they use is a KafkaTopic with the settings they check at start."""
+    clusters = of_kind(docs, "Kafka")
+    if not clusters and not of_kind(docs, "KafkaTopic"):
+        return []
+    failures = []
+    by_cluster = {d["metadata"]["name"]: d for d in clusters}
+    brokers = {}
+    for pool in of_kind(docs, "KafkaNodePool"):
+        if "broker" in pool["spec"].get("roles", []):
+            owner = pool["metadata"].get("labels", {}).get("strimzi.io/cluster")
+            brokers[owner] = brokers.get(owner, 0) + pool["spec"].get("replicas", 0)
+    topics = {
+        t["spec"].get("topicName", t["metadata"]["name"]): t for t in of_kind(docs, "KafkaTopic")
+    }
+    events, dead_letter = topic_names()
+    for service, conf in server_settings(docs).items():
+        if conf.get("KAFKA_MANAGE_TOPICS", "true").lower() != "false":
+            failures.append(f"{service}: KAFKA_MANAGE_TOPICS must be false when Strimzi owns the topics")
+        bootstrap = [b.strip() for b in conf.get("KAFKA_BROKERS", "").split(",") if b.strip()]
+        served = {
+            f"{name}-kafka-bootstrap:{listener['port']}": listener
+            for name, kafka in by_cluster.items()
+            for listener in kafka["spec"]["kafka"].get("listeners", [])
+            if listener.get("type") == "internal"
+        }
+        if not bootstrap or any(b not in served for b in bootstrap):
+            failures.append(
+                f"{service}: KAFKA_BROKERS={conf.get('KAFKA_BROKERS')} is not a bootstrap Service of the "
+                f"overlay's Kafka ({', '.join(sorted(served)) or 'none'})"
+            )
+        else:
+            tls = any(served[b].get("tls") for b in bootstrap)
+            protocol = conf.get("KAFKA_SECURITY_PROTOCOL", "plaintext")
+            if tls != protocol.endswith("ssl"):
+                failures.append(f"{service}: KAFKA_SECURITY_PROTOCOL={protocol} on a listener with tls: {tls}")
+        prefix = conf.get("KAFKA_TOPIC_PREFIX", "")
+        partitions = int(conf.get("KAFKA_TOPIC_PARTITIONS", "12"))
+        compact = conf.get("KAFKA_TOPIC_RETENTION", "forever") == "compact"
+        wanted = [(f"{prefix}{t}", compact) for t in events]
+        if service == "query-service":
+            wanted.append((f"{prefix}{dead_letter}", False))
+        for name, compacted in wanted:
+            topic = topics.get(name)
+            if topic is None:
+                failures.append(f"{service} uses topic {name}, and no KafkaTopic declares it")
+                continue
+            spec = topic["spec"]
+            config = {k: str(v) for k, v in spec.get("config", {}).items()}
+            owner = topic["metadata"].get("labels", {}).get("strimzi.io/cluster")
+            if owner not in by_cluster:
+                failures.append(f"KafkaTopic {name}: strimzi.io/cluster={owner} names no Kafka of the overlay")
+            if spec.get("partitions") != partitions:
+                failures.append(
+                    f"KafkaTopic {name} has {spec.get('partitions')} partitions; {service} expects "
+                    f"KAFKA_TOPIC_PARTITIONS={partitions} and refuses to start otherwise"
+                )
+            replicas = spec.get("replicas", 0)
+            if replicas > brokers.get(owner, 0) or replicas < 1:
+                failures.append(f"KafkaTopic {name}: {replicas} replicas on {brokers.get(owner, 0)} broker(s)")
+            policy = "compact" if compacted else "delete"
+            if config.get("cleanup.policy") != policy:
+                failures.append(f"KafkaTopic {name}: cleanup.policy {config.get('cleanup.policy')}, {service} expects {policy}")
+            if not compacted and (config.get("retention.ms") != "-1" or config.get("retention.bytes") != "-1"):
+                failures.append(
+                    f"KafkaTopic {name} does not keep every record (retention.ms and retention.bytes -1): "
+                    "a replay would miss the oldest events"
+                )
+            if config.get("min.insync.replicas") != str(min(replicas, 2)):
+                failures.append(
+                    f"KafkaTopic {name}: min.insync.replicas {config.get('min.insync.replicas')}, where the "
+                    f"services set min(replicas, 2) = {min(replicas, 2)} so that acks=all means two copies"
+                )
+    return failures
+
+
+def guard_postgres_dependency(docs):
+    """With CloudNativePG Clusters in the overlay: each service migrates as its database's owner
+    (the Cluster's `-app` Secret) and serves as a managed role that owns nothing, over
+    verify-full TLS against the Cluster's CA."""
+    clusters = {d["metadata"]["name"]: d for d in of_kind(docs, "Cluster") if d["apiVersion"].startswith("postgresql.cnpg.io/")}
+    if not clusters:
+        return []
+    failures = []
+    url = re.compile(r"postgres(?:ql)?://\$\((\w+)\):\$\((\w+)\)@([\w.-]+)-rw(?:\.[\w.-]+)?:5432/(\w+)\?(.*)")
+
+    def check(obj, container, server, volumes):
+        env = env_of(container)
+        where = f"{name_of(obj)} container {container['name']}"
+        found = url.fullmatch(env.get("DATABASE_URL", {}).get("value", ""))
+        if not found:
+            failures.append(f"{where}: DATABASE_URL is not postgres://$(USER):$(PASSWORD)@<cluster>-rw:5432/<db>?…")
+            return
+        user_var, _, cluster_name, database, query = found.groups()
+        cluster = clusters.get(cluster_name)
+        if cluster is None:
+            failures.append(f"{where}: DATABASE_URL names {cluster_name}-rw, and no Cluster {cluster_name} exists")
+            return
+        spec = cluster["spec"]
+        initdb = spec.get("bootstrap", {}).get("initdb", {})
+        if database != initdb.get("database"):
+            failures.append(f"{where}: database {database}, where Cluster {cluster_name} makes {initdb.get('database')}")
+        if "sslmode=verify-full" not in query.split("&"):
+            failures.append(f"{where}: DATABASE_URL without sslmode=verify-full")
+        secret = env[user_var]["valueFrom"]["secretKeyRef"]["name"]
+        roles = {r["name"]: r for r in spec.get("managed", {}).get("roles", [])}
+        if server:
+            role = next((r for r in roles.values() if r.get("passwordSecret", {}).get("name") == secret), None)
+            if role is None:
+                failures.append(f"{where}: connects with Secret {secret}, which is no managed role's passwordSecret")
+            elif role.get("superuser") or role.get("createdb") or role["name"] == initdb.get("owner"):
+                failures.append(f"{where}: role {role['name']} could change the schema")
+        else:
+            if secret != f"{cluster_name}-app":
+                failures.append(f"{where}: migrates with Secret {secret}, not the owner's {cluster_name}-app")
+            grant = env.get("MIGRATION_GRANT_TO", {}).get("value")
+            if grant not in roles:
+                failures.append(f"{where}: MIGRATION_GRANT_TO={grant} is no managed role of Cluster {cluster_name}")
+        ca = volumes.get("tls-ca", {}).get("secret", {})
+        if ca.get("secretName") != f"{cluster_name}-ca" or [i["key"] for i in ca.get("items", [])] != ["ca.crt"]:
+            failures.append(f"{where}: tls-ca is not ca.crt alone of Secret {cluster_name}-ca")
+
+    for obj in docs:
+        spec = pod_spec(obj)
+        if spec is None:
+            continue
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for c in spec.get("initContainers", []):
+            if c["name"] == "migrate":
+                check(obj, c, False, volumes)
+        for c in spec.get("containers", []):
+            if obj["kind"] == "CronJob":
+                check(obj, c, False, volumes)
+            elif c["name"] == obj["metadata"]["name"]:
+                check(obj, c, True, volumes)
     return failures
 
 
@@ -488,6 +666,8 @@ def k8s_guards(docs, base_docs, alerts_file):
         ("credentials only from Secrets", guard_secrets(docs)),
         ("PrometheusRule equals deploy/prometheus/alerts.yml", guard_rules_parity(docs, alerts_file)),
         ("the termination grace holds the whole drain", guard_termination_budget(docs)),
+        ("Strimzi's Kafka: its bootstrap, every topic declared as the services expect", guard_kafka_dependency(docs)),
+        ("CloudNativePG: owners migrate, roles that own nothing serve, over verify-full", guard_postgres_dependency(docs)),
     ]
 
 
@@ -774,6 +954,62 @@ def self_test(out, envoy_version):
     clean = [f for _, fs in k8s_guards(good, base, alerts) for f in fs]
     if clean:
         print(f"  FAIL the good overlay itself fails: {clean}")
+        failed += 1
+
+    local = load_all(out / "overlays" / "local.yaml")
+
+    def topic(docs, name):
+        return next(t for t in of_kind(docs, "KafkaTopic") if t["spec"]["topicName"] == name)
+
+    def container_env(docs, kind, name, container):
+        obj = next(d for d in of_kind(docs, kind) if d["metadata"]["name"] == name)
+        spec = pod_spec(obj)
+        return env_of(next(c for c in spec.get("initContainers", []) + spec["containers"] if c["name"] == container))
+
+    dependency_cases = {
+        "the services creating topics beside Strimzi": (
+            lambda d: cm(d, "query-service-config")["data"].pop("KAFKA_MANAGE_TOPICS"),
+            "KAFKA_MANAGE_TOPICS",
+        ),
+        "the dev overlay's broker address": (
+            lambda d: cm(d, "command-service-config")["data"].__setitem__("KAFKA_BROKERS", "kafka:9092"),
+            "bootstrap Service",
+        ),
+        "no KafkaTopic for the dead letters": (drop("KafkaTopic", lambda t: t["spec"]["topicName"].endswith("dlq_v1")), "no KafkaTopic"),
+        "a topic of 6 partitions": (lambda d: topic(d, "user-updated_v1")["spec"].__setitem__("partitions", 6), "partitions"),
+        "a topic with the broker's 7-day retention": (
+            lambda d: topic(d, "user-deleted_v1")["spec"]["config"].pop("retention.ms"),
+            "every record",
+        ),
+        "the server connecting as the owner": (
+            lambda d: container_env(d, "Deployment", "command-service", "command-service")["DATABASE_USER"]["valueFrom"][
+                "secretKeyRef"
+            ].__setitem__("name", "users-write-app"),
+            "no managed role",
+        ),
+        "the replay without TLS checks": (
+            lambda d: container_env(d, "CronJob", "query-service-replay", "replay")["DATABASE_URL"].__setitem__(
+                "value", "postgres://$(DATABASE_USER):$(DATABASE_PASSWORD)@users-read-rw:5432/users_read?sslmode=require"
+            ),
+            "verify-full",
+        ),
+        "a password written into the URL": (
+            lambda d: container_env(d, "Deployment", "query-service", "migrate")["DATABASE_URL"].__setitem__(
+                "value", "postgres://$(DATABASE_USER):hunter2@users-read-rw:5432/users_read?sslmode=verify-full"
+            ),
+            "not from a Secret",
+        ),
+    }
+    print("-- each trap of k8s/components/dependencies (overlay local), put back, is caught")
+    for what, (mutate, expected) in dependency_cases.items():
+        docs = copy.deepcopy(local)
+        mutate(docs)
+        caught = [f for _, fs in k8s_guards(docs, base, alerts) for f in fs if expected in f]
+        print(f"  {'ok  ' if caught else 'FAIL'} {what}: {caught[0] if caught else 'not caught'}")
+        failed += not caught
+    clean = [f for _, fs in k8s_guards(local, base, alerts) for f in fs]
+    if clean:
+        print(f"  FAIL the local overlay itself fails: {clean}")
         failed += 1
 
     def service(c, name):
