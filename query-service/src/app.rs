@@ -16,13 +16,12 @@ use shared::{
     pg_listen, readiness,
 };
 use shared_proto::topics::Topics;
-use shared_proto::v1::user_service_server::UserServiceServer;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Config,
-    grpc::{QueryService, Reads},
+    grpc::{ReadRoutes, Reads},
     migrations,
     page_token::PageTokens,
     projector::{Consuming, ProgressReport, Projector, ProjectorMetrics},
@@ -116,8 +115,7 @@ impl App {
             ),
             min_version_timeout: config.min_version_timeout,
         };
-        let routes = grpc_server::base_routes(health_service)?
-            .add_service(UserServiceServer::new(QueryService::new(reads)));
+        let routes = grpc_server::base_routes(health_service)?.add_service(ReadRoutes::new(reads));
 
         let frontend = Frontend::bind(
             config.grpc_addr,

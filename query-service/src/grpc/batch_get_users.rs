@@ -1,34 +1,37 @@
 use shared::grpc_error::{FieldViolations, parse_id};
-use shared_proto::v1::{BatchGetUsersRequest, BatchGetUsersResponse};
+use shared_proto::v1::BatchGetUsersRequest;
 use uuid::Uuid;
 
 use super::Reads;
-use crate::error::QueryError;
+use crate::{error::QueryError, read_model::EncodedUser};
 
 /// The most ids one call may ask for (AIP-231 leaves the bound to the service).
 const MAX_IDS: usize = 1000;
 
+/// The users found, in the order asked, and (with allow_missing) the ids of those not found.
+pub(super) struct Found {
+    pub users: Vec<EncodedUser>,
+    pub missing: Vec<Uuid>,
+}
+
 pub(super) async fn handle(
     reads: &Reads,
     request: BatchGetUsersRequest,
-) -> Result<BatchGetUsersResponse, QueryError> {
+) -> Result<Found, QueryError> {
     let ids = validate(&request.ids)?;
     let found = reads.model.users(&ids).await?;
     let mut users = Vec::with_capacity(ids.len());
     let mut missing = Vec::new();
     for (id, found) in ids.iter().zip(found) {
         match found.and_then(|found| found.user) {
-            Some(user) => users.push(user.as_ref().clone()),
+            Some(user) => users.push(user),
             None => missing.push(*id),
         }
     }
     if !missing.is_empty() && !request.allow_missing {
         return Err(QueryError::NotFoundMany(missing));
     }
-    Ok(BatchGetUsersResponse {
-        users,
-        missing_ids: missing.iter().map(Uuid::to_string).collect(),
-    })
+    Ok(Found { users, missing })
 }
 
 fn validate(ids: &[String]) -> Result<Vec<Uuid>, FieldViolations> {

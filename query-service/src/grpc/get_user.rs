@@ -1,16 +1,19 @@
 use shared::grpc_error::{FieldViolations, parse_id};
-use shared_proto::v1::{GetUserRequest, GetUserResponse};
+use shared_proto::v1::GetUserRequest;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::Reads;
-use crate::{error::QueryError, read_model::CachedUser};
+use crate::{
+    error::QueryError,
+    read_model::{CachedUser, EncodedUser},
+};
 
 pub(super) async fn handle(
     reads: &Reads,
     request: GetUserRequest,
     call_deadline: Option<Instant>,
-) -> Result<GetUserResponse, QueryError> {
+) -> Result<EncodedUser, QueryError> {
     let mut violations = FieldViolations::new();
     let Some(id) = violations.check("id", parse_id(&request.id)) else {
         return Err(violations.into());
@@ -28,11 +31,8 @@ pub(super) async fn handle(
     answer(id, found)
 }
 
-fn answer(id: Uuid, found: Option<CachedUser>) -> Result<GetUserResponse, QueryError> {
-    match found.and_then(|found| found.user) {
-        Some(user) => Ok(GetUserResponse {
-            user: Some(user.as_ref().clone()),
-        }),
-        None => Err(QueryError::NotFound(id)),
-    }
+fn answer(id: Uuid, found: Option<CachedUser>) -> Result<EncodedUser, QueryError> {
+    found
+        .and_then(|found| found.user)
+        .ok_or(QueryError::NotFound(id))
 }

@@ -1,26 +1,21 @@
 use shared::{email::Email, grpc_error::FieldViolations};
-use shared_proto::v1::{GetUserByEmailRequest, GetUserByEmailResponse};
+use shared_proto::v1::GetUserByEmailRequest;
 
 use super::Reads;
-use crate::error::QueryError;
+use crate::{error::QueryError, read_model::EncodedUser};
 
 pub(super) async fn handle(
     reads: &Reads,
     request: GetUserByEmailRequest,
-) -> Result<GetUserByEmailResponse, QueryError> {
+) -> Result<EncodedUser, QueryError> {
     let mut violations = FieldViolations::new();
     let Some(email) = violations.check("email", Email::parse(&request.email)) else {
         return Err(violations.into());
     };
-    match reads
+    reads
         .model
         .user_by_email(email.as_str())
         .await?
         .and_then(|found| found.user)
-    {
-        Some(user) => Ok(GetUserByEmailResponse {
-            user: Some(user.as_ref().clone()),
-        }),
-        None => Err(QueryError::NoUserWithEmail),
-    }
+        .ok_or(QueryError::NoUserWithEmail)
 }

@@ -1,9 +1,13 @@
 //! The read half of `user.v1.UserService`; one file per RPC.
 
+mod answers;
 mod batch_get_users;
 mod get_user;
 mod get_user_by_email;
 mod list_users;
+mod routes;
+
+pub use routes::ReadRoutes;
 
 use std::time::Duration;
 
@@ -11,7 +15,10 @@ use shared::{grpc_deadline, grpc_error::owned_by};
 use shared_proto::v1::{self, user_service_server::UserService};
 use tonic::{Request, Response, Status};
 
-use crate::{page_token::PageTokens, read_model::ReadModel};
+use crate::{
+    page_token::PageTokens,
+    read_model::{EncodedUser, ReadModel},
+};
 
 /// What every query handler needs.
 #[derive(Clone)]
@@ -34,6 +41,13 @@ impl QueryService {
 
 const OWNER_OF_WRITES: &str = "command-service";
 
+/// The served process answers the cache's reads with their bytes (`ReadRoutes`); this
+/// implementation of the generated trait, for callers of it as a library, decodes them.
+fn decoded(user: &EncodedUser) -> Result<v1::User, Status> {
+    user.decode()
+        .map_err(|error| Status::internal(format!("a cached user does not decode: {error}")))
+}
+
 #[tonic::async_trait]
 impl UserService for QueryService {
     async fn get_user(
@@ -41,9 +55,10 @@ impl UserService for QueryService {
         request: Request<v1::GetUserRequest>,
     ) -> Result<Response<v1::GetUserResponse>, Status> {
         let deadline = grpc_deadline::of(request.metadata());
-        Ok(Response::new(
-            get_user::handle(&self.reads, request.into_inner(), deadline).await?,
-        ))
+        let user = get_user::handle(&self.reads, request.into_inner(), deadline).await?;
+        Ok(Response::new(v1::GetUserResponse {
+            user: Some(decoded(&user)?),
+        }))
     }
 
     async fn list_users(
@@ -59,18 +74,21 @@ impl UserService for QueryService {
         &self,
         request: Request<v1::BatchGetUsersRequest>,
     ) -> Result<Response<v1::BatchGetUsersResponse>, Status> {
-        Ok(Response::new(
-            batch_get_users::handle(&self.reads, request.into_inner()).await?,
-        ))
+        let found = batch_get_users::handle(&self.reads, request.into_inner()).await?;
+        Ok(Response::new(v1::BatchGetUsersResponse {
+            users: found.users.iter().map(decoded).collect::<Result<_, _>>()?,
+            missing_ids: found.missing.iter().map(ToString::to_string).collect(),
+        }))
     }
 
     async fn get_user_by_email(
         &self,
         request: Request<v1::GetUserByEmailRequest>,
     ) -> Result<Response<v1::GetUserByEmailResponse>, Status> {
-        Ok(Response::new(
-            get_user_by_email::handle(&self.reads, request.into_inner()).await?,
-        ))
+        let user = get_user_by_email::handle(&self.reads, request.into_inner()).await?;
+        Ok(Response::new(v1::GetUserByEmailResponse {
+            user: Some(decoded(&user)?),
+        }))
     }
 
     async fn create_user(

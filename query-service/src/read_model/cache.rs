@@ -24,25 +24,25 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
-use shared_proto::v1;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use super::encoded_user::EncodedUser;
 use crate::user_change::UserChange;
 
-/// What the cache keeps of a user: its version and the protobuf GetUser answers with, `None`
-/// once deleted.
+/// What the cache keeps of a user: its version and the encoded protobuf GetUser answers
+/// with, `None` once deleted.
 #[derive(Debug, Clone)]
 pub struct CachedUser {
     pub version: i64,
-    pub user: Option<Arc<v1::User>>,
+    pub user: Option<EncodedUser>,
 }
 
 impl From<&UserChange> for CachedUser {
     fn from(change: &UserChange) -> Self {
         Self {
             version: change.user.version,
-            user: (!change.deleted).then(|| Arc::new(change.user.to_proto())),
+            user: (!change.deleted).then(|| EncodedUser::new(&change.user.to_proto())),
         }
     }
 }
@@ -191,12 +191,14 @@ impl UserCache {
 
 #[cfg(test)]
 mod tests {
+    use shared_proto::v1;
+
     use super::*;
 
     fn entry(version: i64, name: &str) -> CachedUser {
         CachedUser {
             version,
-            user: Some(Arc::new(v1::User {
+            user: Some(EncodedUser::new(&v1::User {
                 first_name: name.into(),
                 version: version as u64,
                 ..v1::User::default()
@@ -212,7 +214,7 @@ mod tests {
         cache.offer(id, entry(1, "old"));
         cache.offer(id, entry(2, "same version"));
         let cached = cache.get(&id).unwrap();
-        assert_eq!(cached.user.unwrap().first_name, "new");
+        assert_eq!(cached.user.unwrap().decode().unwrap().first_name, "new");
 
         cache.offer(
             id,

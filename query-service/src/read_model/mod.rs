@@ -4,7 +4,9 @@
 //! for what enters the cache are in `cache`.
 
 pub mod cache;
+pub mod encoded_user;
 pub mod feed;
+mod loader;
 pub mod page_cache;
 mod shared_looks;
 pub mod swaps;
@@ -19,9 +21,10 @@ use uuid::Uuid;
 
 pub use self::{
     cache::{CachedUser, UserCache},
+    encoded_user::EncodedUser,
     page_cache::PageKey,
 };
-use self::{page_cache::PageCache, shared_looks::SharedLooks};
+use self::{loader::Loader, page_cache::PageCache, shared_looks::SharedLooks};
 use crate::{error::QueryError, user_change::UserChange, view};
 
 /// How often a reader looks at the view again while the event stream has announced the
@@ -36,6 +39,7 @@ pub struct ReadModel {
     pool: Pool,
     cache: UserCache,
     looks: SharedLooks,
+    loader: Loader,
     pages: PageCache,
 }
 
@@ -49,6 +53,7 @@ impl ReadModel {
     ) -> Self {
         Self {
             looks: SharedLooks::new(registry),
+            loader: Loader::new(pool.clone(), registry),
             pages: PageCache::new(list_cache_ttl, cache.clone()),
             pool,
             cache,
@@ -56,12 +61,16 @@ impl ReadModel {
     }
 
     /// The user as the cache holds it, else as the view does (then cached); `None` when the
-    /// view has never heard of it.
+    /// view has never heard of it. Misses are read together with those of other callers.
     pub async fn user(&self, id: Uuid) -> Result<Option<CachedUser>, QueryError> {
         if let Some(cached) = self.cache.get(&id) {
             return Ok(Some(cached));
         }
-        let found = read_view(&self.pool, id).await?;
+        let found = match self.loader.load(id).await {
+            Ok(found) => found,
+            // The gathered read failed: a read of our own says why.
+            Err(()) => read_view(&self.pool, id).await?,
+        };
         if let Some(found) = &found {
             self.cache.offer(id, found.clone());
         }

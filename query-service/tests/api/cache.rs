@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::helpers::*;
 
 use query_service::read_model::{
-    CachedUser, UserCache,
+    CachedUser, EncodedUser, UserCache,
     feed::{self, FeedState},
 };
 
@@ -177,7 +177,7 @@ async fn the_cache_feed_waits_for_its_topics_then_drops_what_changed() {
         id,
         CachedUser {
             version: 1,
-            user: Some(Arc::new(user(id, 1, "Ada", "GB"))),
+            user: Some(EncodedUser::new(&user(id, 1, "Ada", "GB"))),
         },
     );
     let producer: FutureProducer = shared::kafka::Cluster::plaintext(brokers.to_owned())
@@ -205,4 +205,55 @@ async fn the_cache_feed_waits_for_its_topics_then_drops_what_changed() {
     assert!(cache.peek(&id).is_none(), "the older entry is dropped");
     stop.cancel();
     feed.await.unwrap();
+}
+
+/// Misses that wait together are read together: many concurrent GetUser calls of users the
+/// cache never saw take far fewer reads of the view than calls, and each gets its own user.
+#[tokio::test]
+async fn concurrent_misses_share_reads_of_the_view() {
+    let app = spawn_query().await;
+    let ids: Vec<Uuid> = (0..300).map(|_| Uuid::now_v7()).collect();
+    app.db
+        .client()
+        .await
+        .execute(
+            "INSERT INTO user_views (id, first_name, last_name, nickname, email, country, \
+                                     created_at, updated_at, version) \
+             SELECT id, 'Ada' || n, 'X', '', 'ada' || n || '@example.com', 'GB', now(), now(), 1 \
+             FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, n)",
+            &[&ids],
+        )
+        .await
+        .unwrap();
+    let reads = async || {
+        let (_, text) = http_get(app.http_addr, "/metrics").await;
+        testkit::metrics::sum(&parse_metrics(&text), "query_miss_reads_total", &[])
+    };
+    let before = reads().await;
+    let calls = ids.iter().map(|id| {
+        let mut client = app.client.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            client
+                .get_user(v1::GetUserRequest {
+                    id: id.clone(),
+                    min_version: None,
+                })
+                .await
+                .map(|answer| (id, answer.into_inner().user.unwrap()))
+        })
+    });
+    for (n, call) in futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let (id, user) = call.unwrap().expect("every miss is answered");
+        assert_eq!((user.id, user.first_name), (id, format!("Ada{}", n + 1)));
+    }
+    let used = reads().await - before;
+    assert!(
+        (1.0..=150.0).contains(&used),
+        "300 concurrent misses took {used} reads of the view"
+    );
 }
