@@ -10,6 +10,7 @@
 //! beside this one), BENCH_BEFORE_BIN_DIR (if set, every row is measured again with the
 //! binaries found there, marked "before").
 
+mod h2load;
 mod load;
 mod pgbench;
 mod rows;

@@ -89,10 +89,12 @@ impl Service {
         let (grpc, http) = (free_addr(), free_addr());
         let binary = bench.binary(S::NAME);
         let log = std::env::temp_dir().join(format!("users-bench-{}-{}.log", S::NAME, grpc.port()));
-        let args = args
-            .grpc_addr(grpc)
-            .http_addr(http)
-            .log_filter(&std::env::var("BENCH_SERVICE_LOG").unwrap_or_else(|_| "warn".to_owned()));
+        let mut args = args.grpc_addr(grpc).http_addr(http);
+        if !args.env().iter().any(|(name, _)| name == "RUST_LOG") {
+            args = args.log_filter(
+                &std::env::var("BENCH_SERVICE_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            );
+        }
         let launch = bench
             .cores
             .launch(&binary)
@@ -129,6 +131,18 @@ impl Service {
                 .map(|(le, _)| le * 1000.0)
         };
         Some((at(0.5)?, at(0.99)?))
+    }
+
+    /// The sum of the samples of counter `name` on /metrics with `labels`.
+    pub(crate) async fn counter(&self, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<f64> {
+        let (_, text) = testkit::http::try_get(self.http, "/metrics")
+            .await
+            .map_err(anyhow::Error::msg)?;
+        Ok(testkit::metrics::sum(
+            &testkit::metrics::parse_metrics(&text),
+            name,
+            labels,
+        ))
     }
 
     /// Resident memory, from /proc.

@@ -47,21 +47,37 @@ impl Row {
     pub(crate) fn ratio(&self) -> Option<f64> {
         Some(self.rate? / self.baseline.as_ref()?.1)
     }
+
+    /// Whether the goal is met, for the goals a row can judge by itself: a ratio (`≥ 0.9×`)
+    /// or a bound on the rate column (`≤ 512`).
+    pub(crate) fn met(&self) -> Option<bool> {
+        if let Some(ratio) = self
+            .goal
+            .strip_prefix("≥ ")
+            .and_then(|g| g.strip_suffix('×'))
+        {
+            return Some(self.ratio()? >= ratio.parse().ok()?);
+        }
+        let bound: f64 = self.goal.strip_prefix("≤ ")?.parse().ok()?;
+        Some(self.rate? <= bound)
+    }
 }
 
 pub(crate) fn print(rows: &[Row]) {
     let cell = |value: Option<f64>, precision: usize| {
         value.map_or_else(|| "—".to_owned(), |v| format!("{v:.precision$}"))
     };
-    println!("\n| figure | rate/s | p50 ms | p99 ms | baseline | baseline/s | ratio | goal |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "\n| figure | rate/s | p50 ms | p99 ms | baseline | baseline/s | ratio | goal | met |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     for row in rows {
         let (baseline, baseline_rate) = match &row.baseline {
             Some((name, rate)) => (name.as_str(), cell(Some(*rate), 0)),
             None => ("—", "—".to_owned()),
         };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.figure,
             cell(row.rate, 0),
             cell(row.p50_ms, 2),
@@ -71,6 +87,11 @@ pub(crate) fn print(rows: &[Row]) {
             row.ratio()
                 .map_or_else(|| "—".to_owned(), |r| format!("{r:.2}×")),
             row.goal,
+            match row.met() {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "—",
+            },
         );
     }
 }

@@ -2,9 +2,18 @@
 //! server settings as the services, answering every GetUser with one fixed response and
 //! nothing around it (no metrics, no spans, no cache).
 //!
-//!     bare-grpc ADDR RESPONSE_HEX
+//!     bare-grpc ADDR RESPONSE_HEX [BROKERS TOPIC...]
+//!
+//! With BROKERS, it also runs the idle consumers query-service runs beside its reads: one in
+//! a group subscribed to the topics, one assigned them at their end, both asking the broker
+//! for records every 2 ms (query-service's `KAFKA_FETCH_WAIT` default), so that the baseline
+//! pays for the same background traffic.
 
 use prost::Message;
+use rdkafka::{
+    ClientConfig, Offset, TopicPartitionList,
+    consumer::{Consumer, StreamConsumer},
+};
 use shared_proto::v1::{
     self,
     user_service_server::{UserService, UserServiceServer},
@@ -75,6 +84,9 @@ async fn main() -> anyhow::Result<()> {
         .map(|at| u8::from_str_radix(&hex[at..at + 2], 16))
         .collect::<Result<_, _>>()?;
     let response = v1::GetUserResponse::decode(bytes.as_slice())?;
+    if let Some(brokers) = args.next() {
+        idle_consumers(&brokers, &args.collect::<Vec<_>>())?;
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
@@ -83,5 +95,42 @@ async fn main() -> anyhow::Result<()> {
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
         )
         .await?;
+    Ok(())
+}
+
+fn idle_consumers(brokers: &str, topics: &[String]) -> anyhow::Result<()> {
+    let config = |group: &str| {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", brokers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "2");
+        config
+    };
+    let id = std::process::id();
+    let grouped: StreamConsumer = config(&format!("bare-grpc-{id}")).create()?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    grouped.subscribe(&names)?;
+    let at_end: StreamConsumer = config(&format!("bare-grpc-feed-{id}")).create()?;
+    let metadata = at_end.fetch_metadata(None, std::time::Duration::from_secs(10))?;
+    let mut assigned = TopicPartitionList::new();
+    for topic in metadata
+        .topics()
+        .iter()
+        .filter(|t| names.contains(&t.name()))
+    {
+        for partition in topic.partitions() {
+            assigned.add_partition_offset(topic.name(), partition.id(), Offset::End)?;
+        }
+    }
+    at_end.assign(&assigned)?;
+    for consumer in [grouped, at_end] {
+        tokio::spawn(async move {
+            loop {
+                let _ = consumer.recv().await;
+            }
+        });
+    }
     Ok(())
 }

@@ -16,7 +16,7 @@ use testkit::{
 
 use super::{client, unique};
 use crate::{
-    Bench,
+    Bench, h2load,
     load::{self, Bodies, Plan, frame},
     pgbench,
     services::{CpuReading, Service},
@@ -141,7 +141,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
                 bench.figure(&format!(
                     "query-service memory per cached user, bytes ({USERS} cached)"
                 )),
-                "≤ 1024",
+                "≤ 512",
             )
             .rate(per_user),
         );
@@ -187,15 +187,18 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     })
     .await?;
     check(&baseline, "the bare server")?;
-    drop(bare);
     rows.push(
         Row::new(
-            bench.figure(&format!("GetUser, cache hit, {many} callers")),
-            "≥ 0.9×",
+            bench.figure(&format!(
+                "GetUser, cache hit, {many} callers, bench's client"
+            )),
+            "—",
         )
         .measured(&cached)
         .against("bare tonic server, same response", baseline.rate()),
     );
+    rows.extend(hits_through_h2load(bench, &query, &bare, &db, &get(&ids[0]), many).await?);
+    drop(bare);
 
     rows.extend(list_users(bench, &query, &db).await?);
     // Binaries from before these methods do not serve them.
@@ -203,6 +206,113 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         rows.extend(super::lookups::run(bench, &query, &db, &ids).await?);
     }
     Ok(rows)
+}
+
+/// GetUser of one cached id driven by h2load, against query-service as the bench runs it
+/// (`RUST_LOG=warn`), as production runs it (`RUST_LOG=info`, `LOG_FORMAT=json`), and the
+/// bare server; h2load's own ceiling beside each.
+async fn hits_through_h2load(
+    bench: &Bench,
+    query: &Service,
+    bare: &BareServer,
+    db: &TestDatabase,
+    request: &Bytes,
+    many: usize,
+) -> anyhow::Result<Vec<Row>> {
+    h2load::ensure()?;
+    let logged = Service::start(
+        bench,
+        QueryServiceArgs::new()
+            .database_url(&super::plain(&db.url))
+            .brokers(&broker::brokers())
+            .topic_prefix(&format!("{}.", unique("reads")))
+            .consumer_group(&unique("reads"))
+            .database_pool_size(bench.concurrency)
+            .log_filter("info")
+            .flag("--log-format=json"),
+    )
+    .await?;
+    // The id is cached in both services before they are timed.
+    let id = v1::GetUserRequest::decode(&request[5..])?;
+    for service in [query, &logged] {
+        client(service.grpc).await?.get_user(id.clone()).await?;
+    }
+    let duration = bench.duration();
+    let quiet = h2load_checked(query.grpc, Some(query), request, many, duration).await?;
+    let production = h2load_checked(logged.grpc, Some(&logged), request, many, duration).await?;
+    let baseline = h2load_checked(bare.grpc, None, request, many, duration).await?;
+    for (what, result) in [
+        ("query-service", quiet),
+        ("query-service, RUST_LOG=info", production),
+        ("bare server", baseline),
+    ] {
+        println!(
+            "h2load against {what}{}: {:.0}/s using {:.0}% of its core: its ceiling about {:.0}/s",
+            bench.label,
+            result.rate(),
+            100.0 * result.busy,
+            result.ceiling()
+        );
+    }
+    let against = format!(
+        "bare tonic server, same bytes (h2load's ceiling ≈ {:.0}/s)",
+        baseline.ceiling()
+    );
+    Ok(vec![
+        Row::new(
+            bench.figure(&format!("GetUser, cache hit, {many} callers (h2load)")),
+            "≥ 0.95×",
+        )
+        .rate(quiet.rate())
+        .against(against.clone(), baseline.rate()),
+        Row::new(
+            bench.figure("same, RUST_LOG=info and LOG_FORMAT=json (h2load)"),
+            "≥ 0.9×",
+        )
+        .rate(production.rate())
+        .against(against, baseline.rate()),
+    ])
+}
+
+/// One h2load run of GetUser against `addr`, refused when any call failed or, with
+/// `counted`, when the service counted fewer OK answers than h2load counted replies.
+async fn h2load_checked(
+    addr: std::net::SocketAddr,
+    counted: Option<&Service>,
+    request: &Bytes,
+    many: usize,
+    duration: Duration,
+) -> anyhow::Result<h2load::H2Load> {
+    let ok = [("grpc_method", "GetUser"), ("grpc_code", "OK")];
+    let before = match counted {
+        Some(service) => Some(service.counter("grpc_server_handled_total", &ok).await?),
+        None => None,
+    };
+    let request = request.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        h2load::run(
+            addr,
+            "/user.v1.UserService/GetUser",
+            &request,
+            4,
+            many,
+            duration,
+        )
+    })
+    .await??;
+    if result.failed > 0 {
+        anyhow::bail!("h2load: {} calls failed", result.failed);
+    }
+    if let (Some(service), Some(before)) = (counted, before) {
+        let answered = service.counter("grpc_server_handled_total", &ok).await? - before;
+        if answered < result.succeeded as f64 {
+            anyhow::bail!(
+                "h2load counted {} replies, the service only {answered} OK answers",
+                result.succeeded
+            );
+        }
+    }
+    Ok(result)
 }
 
 /// ListUsers, 50 a page, one country: first pages, later pages, and one caller's latency.
@@ -370,8 +480,22 @@ async fn bare_server(bench: &Bench, answer: &v1::GetUserResponse) -> anyhow::Res
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect();
+    // Topics of its own for its idle consumers, made as query-service makes its own.
+    let topics = shared_proto::topics::Topics::with_prefix(&format!("{}.", unique("bare")));
+    shared::kafka::ensure_topics(
+        &shared::kafka::Cluster::plaintext(broker::brokers()),
+        &topics.events(),
+        &shared::kafka::TopicSettings::fixed(3, 1),
+    )
+    .await?;
     let binary = crate::services::binary("bare-grpc", None);
-    let launch = bench.cores.launch(&binary).arg(addr.to_string()).arg(hex);
+    let launch = bench
+        .cores
+        .launch(&binary)
+        .arg(addr.to_string())
+        .arg(hex)
+        .arg(broker::brokers())
+        .args(topics.events());
     let log = std::env::temp_dir().join(format!("users-bench-bare-grpc-{}.log", addr.port()));
     let mut process = Process::spawn("the bare server", launch, Some(log))?;
     process
