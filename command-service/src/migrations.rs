@@ -28,4 +28,9 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "request_ids",
         sql: include_str!("../../migrations/write/0005_request_ids.sql"),
     },
+    Migration {
+        version: 6,
+        name: "outbox_claim_in_one_statement",
+        sql: include_str!("../../migrations/write/0006_outbox_claim_in_one_statement.sql"),
+    },
 ];

@@ -32,14 +32,14 @@ pub(super) struct Backlog {
 }
 
 /// Deletes `published`, then claims up to `limit` due rows in id order, leased to `owner`
-/// for `lease`, in one statement.
+/// for `lease`, in one statement: the function `outbox_claim` (migration 0006).
 ///
-/// The statement is planned without sequential scans. Between two vacuums the outbox heap is
-/// mostly dead rows (every event leaves two: its lease and its deletion), and its statistics
-/// lag a backlog that swings from none to thousands and back within a minute. Planned from
-/// them, the claim reads the whole heap, dead rows included, on every pass (it cost a fifth
-/// of the UpdateUser rate with NOTIFY on); through the indexes it reads little more than the
-/// live rows.
+/// It is planned without sequential scans. Between two vacuums the outbox heap is mostly
+/// dead rows (every event leaves two: its lease and its deletion), and its statistics lag a
+/// backlog that swings from none to thousands and back within a minute. Planned from them,
+/// the claim reads the whole heap, dead rows included, on every pass (it cost a fifth of the
+/// UpdateUser rate with NOTIFY on); through the indexes it reads little more than the live
+/// rows.
 pub(super) async fn claim(
     client: &mut Client,
     owner: Uuid,
@@ -47,15 +47,15 @@ pub(super) async fn claim(
     lease: Duration,
     published: &[i64],
 ) -> Result<Vec<Claimed>, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
-    tx.batch_execute("SET LOCAL enable_seqscan = off").await?;
-    let claim = tx
-        .prepare_cached(include_str!("sql/claim_batch.sql"))
+    let claim = client
+        .prepare_cached(
+            "SELECT id, event_id, event_type, aggregate_id, aggregate_version, payload, \
+             traceparent, occurred_at, auth_id, auth_type FROM outbox_claim($1, $2, $3, $4)",
+        )
         .await?;
-    let rows = tx
+    let rows = client
         .query(&claim, &[&limit, &lease.as_secs_f64(), &published, &owner])
         .await?;
-    tx.commit().await?;
     let mut claimed: Vec<Claimed> = rows
         .iter()
         .map(|row| Claimed {
