@@ -110,16 +110,34 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         cpu_cold.per_call(&cpu_before, PROCESSES, cold.ok as f64),
         CpuReading::now().per_call(&cpu_cold, &[], select.tps * bench.seconds as f64),
     );
+    let bare_select = bare_select_server(bench, &db).await?;
+    let simplest = load::run(Plan {
+        addr: bare_select.grpc,
+        path: "/user.v1.UserService/GetUser",
+        bodies: Bodies::Once(Arc::new(ids.iter().map(get).collect())),
+        connections: 4,
+        concurrency: bench.concurrency,
+        duration: bench.duration(),
+    })
+    .await?;
+    check(&simplest, "the bare SELECT server")?;
+    drop(bare_select);
+    let misses = format!(
+        "GetUser, cache miss (cold ids), {} callers",
+        bench.concurrency
+    );
     rows.push(
-        Row::new(
-            bench.figure(&format!(
-                "GetUser, cache miss (cold ids), {} callers",
-                bench.concurrency
-            )),
-            "≥ 0.8×",
-        )
-        .measured(&cold)
-        .against("pgbench, the same SELECT", select.tps),
+        Row::new(bench.figure(&misses), "≥ 0.9×")
+            .measured(&cold)
+            .against(
+                "bare tonic server, the same prepared SELECT per call",
+                simplest.rate(),
+            ),
+    );
+    rows.push(
+        Row::new(bench.figure(&format!("{misses}, against pgbench")), "—")
+            .measured(&cold)
+            .against("pgbench, the same SELECT", select.tps),
     );
     // The rest of the ids, untimed, so that every user is cached.
     let rest = load::run(Plan {
@@ -498,6 +516,31 @@ async fn bare_server(bench: &Bench, answer: &v1::GetUserResponse) -> anyhow::Res
         .args(topics.events());
     let log = std::env::temp_dir().join(format!("users-bench-bare-grpc-{}.log", addr.port()));
     let mut process = Process::spawn("the bare server", launch, Some(log))?;
+    process
+        .wait_for(
+            "listening port",
+            Duration::from_secs(5),
+            Duration::from_millis(50),
+            || async move { tokio::net::TcpStream::connect(addr).await.ok().map(drop) },
+        )
+        .await?;
+    Ok(BareServer {
+        grpc: addr,
+        _process: process,
+    })
+}
+
+/// The simplest server answering GetUser from the view (bin/bare-select.rs), on `db`.
+async fn bare_select_server(bench: &Bench, db: &TestDatabase) -> anyhow::Result<BareServer> {
+    let addr = free_addr();
+    let binary = crate::services::binary("bare-select", None);
+    let launch = bench
+        .cores
+        .launch(&binary)
+        .arg(addr.to_string())
+        .arg(super::plain(&db.url));
+    let log = std::env::temp_dir().join(format!("users-bench-bare-select-{}.log", addr.port()));
+    let mut process = Process::spawn("the bare SELECT server", launch, Some(log))?;
     process
         .wait_for(
             "listening port",
