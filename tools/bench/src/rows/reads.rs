@@ -514,20 +514,7 @@ async fn bare_server(bench: &Bench, answer: &v1::GetUserResponse) -> anyhow::Res
         .arg(hex)
         .arg(broker::brokers())
         .args(topics.events());
-    let log = std::env::temp_dir().join(format!("users-bench-bare-grpc-{}.log", addr.port()));
-    let mut process = Process::spawn("the bare server", launch, Some(log))?;
-    process
-        .wait_for(
-            "listening port",
-            Duration::from_secs(5),
-            Duration::from_millis(50),
-            || async move { tokio::net::TcpStream::connect(addr).await.ok().map(drop) },
-        )
-        .await?;
-    Ok(BareServer {
-        grpc: addr,
-        _process: process,
-    })
+    BareServer::spawn("the bare server", addr, launch).await
 }
 
 /// The simplest server answering GetUser from the view (bin/bare-select.rs), on `db`.
@@ -539,26 +526,41 @@ async fn bare_select_server(bench: &Bench, db: &TestDatabase) -> anyhow::Result<
         .launch(&binary)
         .arg(addr.to_string())
         .arg(super::plain(&db.url));
-    let log = std::env::temp_dir().join(format!("users-bench-bare-select-{}.log", addr.port()));
-    let mut process = Process::spawn("the bare SELECT server", launch, Some(log))?;
-    process
-        .wait_for(
-            "listening port",
-            Duration::from_secs(5),
-            Duration::from_millis(50),
-            || async move { tokio::net::TcpStream::connect(addr).await.ok().map(drop) },
-        )
-        .await?;
-    Ok(BareServer {
-        grpc: addr,
-        _process: process,
-    })
+    BareServer::spawn("the bare SELECT server", addr, launch).await
 }
 
-struct BareServer {
-    grpc: std::net::SocketAddr,
+pub(super) struct BareServer {
+    pub(super) grpc: std::net::SocketAddr,
     /// Killed when the server is dropped.
     _process: Process,
+}
+
+impl BareServer {
+    /// Starts `launch`, a baseline server of bin/, and waits for its port.
+    pub(super) async fn spawn(
+        what: &str,
+        addr: std::net::SocketAddr,
+        launch: testkit::process::Launch,
+    ) -> anyhow::Result<Self> {
+        let log = std::env::temp_dir().join(format!(
+            "users-bench-{}-{}.log",
+            what.replace(' ', "-"),
+            addr.port()
+        ));
+        let mut process = Process::spawn(what, launch, Some(log))?;
+        process
+            .wait_for(
+                "listening port",
+                Duration::from_secs(5),
+                Duration::from_millis(50),
+                || async move { tokio::net::TcpStream::connect(addr).await.ok().map(drop) },
+            )
+            .await?;
+        Ok(Self {
+            grpc: addr,
+            _process: process,
+        })
+    }
 }
 
 /// Every call must have been a gRPC OK.

@@ -1,4 +1,5 @@
-//! Writes: UpdateUser against pgbench running the same transaction (lock the row, update it,
+//! Writes: UpdateUser against the simplest server doing its work (bin/bare-update.rs) and
+//! against pgbench running the same transaction (lock the row, update it,
 //! insert the outbox row, commit) at the same concurrency, with NOTIFY on and off (a
 //! transaction that NOTIFYs takes a cluster-wide lock at commit); CreateUser against the raw
 //! argon2id rate on as many cores as the service has; the relay's commit-to-broker time.
@@ -106,6 +107,26 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         )?;
         let cpu_pgbench = CpuReading::now();
         admin.batch_execute("TRUNCATE outbox").await?;
+        // The simplest server doing the same work (bin/bare-update.rs), with NOTIFY off as
+        // the service's default; it shares the outbox, so it runs while the service is down.
+        let simplest = if notify {
+            None
+        } else {
+            let bare = bare_update_server(bench, &db, &prefix).await?;
+            let simplest = load::run(Plan {
+                addr: bare.grpc,
+                path: "/user.v1.UserService/UpdateUser",
+                bodies: Bodies::PerCaller(Arc::clone(&per_caller)),
+                connections: 4,
+                concurrency: bench.concurrency,
+                duration: bench.duration(),
+            })
+            .await?;
+            check(&simplest, "the bare UpdateUser server")?;
+            drop(bare);
+            admin.batch_execute("TRUNCATE outbox").await?;
+            Some(simplest)
+        };
         service = start(notify).await?;
         let cpu_started = CpuReading::now();
         let updated = load::run(Plan {
@@ -126,19 +147,24 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
             cpu_after.per_call(&cpu_started, PROCESSES, updated.ok as f64),
             cpu_pgbench.per_call(&cpu_before, &[], baseline.tps * bench.seconds as f64),
         );
+        let figure = format!("UpdateUser, NOTIFY {switch}, {} callers", bench.concurrency);
+        if let Some(simplest) = &simplest {
+            rows.push(
+                Row::new(bench.figure(&figure), "≥ 0.8×")
+                    .measured(&updated)
+                    .against(
+                        "bare tonic server: the same write, a bare producer, delete on ack",
+                        simplest.rate(),
+                    ),
+            );
+        }
         rows.push(
-            Row::new(
-                bench.figure(&format!(
-                    "UpdateUser, NOTIFY {switch}, {} callers",
-                    bench.concurrency
-                )),
-                if notify { "—" } else { "≥ 0.8×" },
-            )
-            .measured(&updated)
-            .against(
-                format!("pgbench, the service's statements, NOTIFY {switch}"),
-                baseline.tps,
-            ),
+            Row::new(bench.figure(&format!("{figure}, against pgbench")), "—")
+                .measured(&updated)
+                .against(
+                    format!("pgbench, the service's statements, NOTIFY {switch}"),
+                    baseline.tps,
+                ),
         );
     }
     rows.push(relay_keeps_up(bench, &admin).await?);
@@ -358,4 +384,24 @@ fn create_request() -> v1::CreateUserRequest {
         password: "correct horse battery staple".into(),
         request_id: String::new(),
     }
+}
+
+/// The simplest server doing UpdateUser's work (bin/bare-update.rs), on `db`, publishing to
+/// the updated-events topic of `prefix`.
+async fn bare_update_server(
+    bench: &Bench,
+    db: &TestDatabase,
+    prefix: &str,
+) -> anyhow::Result<super::reads::BareServer> {
+    let topics = Topics::with_prefix(prefix);
+    let addr = testkit::ports::free_addr();
+    let binary = crate::services::binary("bare-update", None);
+    let launch = bench
+        .cores
+        .launch(&binary)
+        .arg(addr.to_string())
+        .arg(super::plain(&db.url))
+        .arg(broker::brokers())
+        .arg(topics.updated.clone());
+    super::reads::BareServer::spawn("the bare UpdateUser server", addr, launch).await
 }
