@@ -201,6 +201,8 @@ where
 const METHODS: &[(&str, &str, &str)] = &[
     ("user.v1.UserService", "GetUser", "unary"),
     ("user.v1.UserService", "ListUsers", "unary"),
+    ("user.v1.UserService", "BatchGetUsers", "unary"),
+    ("user.v1.UserService", "GetUserByEmail", "unary"),
     ("user.v1.UserService", "CreateUser", "unary"),
     ("user.v1.UserService", "UpdateUser", "unary"),
     ("user.v1.UserService", "DeleteUser", "unary"),
@@ -256,6 +258,26 @@ mod tests {
         let unknown = layer.methods.len() - 1;
         assert_eq!(layer.series("/user.v1.UserService/Whatever"), unknown);
         assert_eq!(layer.series("GetUser"), unknown);
+    }
+
+    #[test]
+    fn every_method_of_the_proto_has_its_series() {
+        use prost::Message;
+        let files = prost_types::FileDescriptorSet::decode(shared_proto::FILE_DESCRIPTOR_SET)
+            .expect("the descriptor set decodes");
+        let layer = GrpcMetricsLayer::register(&mut Registry::default());
+        let unknown = layer.methods.len() - 1;
+        let mut methods = 0;
+        for file in files.file.iter().filter(|file| file.package() == "user.v1") {
+            for service in &file.service {
+                for method in &service.method {
+                    let path = format!("/user.v1.{}/{}", service.name(), method.name());
+                    assert_ne!(layer.series(&path), unknown, "{path} is counted as unknown");
+                    methods += 1;
+                }
+            }
+        }
+        assert!(methods >= 7, "the proto's methods were not found");
     }
 
     #[test]
