@@ -5,6 +5,7 @@
 //! the projector's writes held back by a lock, so no event the live view had can be missing
 //! afterwards; readers wait only for the moment of the renames.
 
+mod indexes;
 mod progress;
 
 use std::{
@@ -107,15 +108,19 @@ async fn read_and_swap(
         .await
         .context("cannot reach Kafka")?;
 
-    merge_pool
+    let indexes = merge_pool
         .run(async |client| {
+            let indexes = indexes::of_live(&*client).await.map_err(DbFailure::from)?;
             client
                 .batch_execute(&format!(
                     "DROP TABLE IF EXISTS {shadow}; \
-                     CREATE TABLE {shadow} (LIKE {live} INCLUDING ALL)",
+                     CREATE TABLE {shadow} (LIKE {live} INCLUDING ALL EXCLUDING INDEXES)",
                     shadow = view::SHADOW,
                     live = view::LIVE
                 ))
+                .await
+                .map_err(DbFailure::from)?;
+            indexes::create_primary(&*client, &indexes)
                 .await
                 .map_err(DbFailure::from)?;
             // Once swapped in, the table is read and written by the service's role.
@@ -124,7 +129,7 @@ async fn read_and_swap(
                     .await
                     .map_err(DbFailure::from)?;
             }
-            Ok::<_, DbFailure>(())
+            Ok::<_, DbFailure>(indexes)
         })
         .await
         .context("cannot create the shadow table")?;
@@ -225,7 +230,15 @@ async fn read_and_swap(
     }
     progress.finish(report.events);
 
-    swap(&merge_pool, &progress).await?;
+    merge_pool
+        .run(async |client| {
+            indexes::create_secondary(&*client, &indexes)
+                .await
+                .map_err(DbFailure::from)
+        })
+        .await
+        .context("cannot index the shadow table")?;
+    swap(&merge_pool, &progress, &indexes::renames(&indexes)).await?;
     progress.enter(Phase::Done);
     tracing::info!(
         events = report.events,
@@ -236,10 +249,10 @@ async fn read_and_swap(
 }
 
 /// The swap, tried again when its lock on the live table did not come in time.
-async fn swap(pool: &db::Pool, progress: &Progress) -> anyhow::Result<()> {
+async fn swap(pool: &db::Pool, progress: &Progress, renames: &str) -> anyhow::Result<()> {
     let mut attempt = 1;
     loop {
-        match swap_once(pool, progress).await {
+        match swap_once(pool, progress, renames).await {
             // Among conflicts, a lock that did not come within the timeout.
             Err(DbFailure::Conflict(_)) if attempt < SWAP_ATTEMPTS => {
                 tracing::warn!(attempt, "the live table is busy; trying the swap again");
@@ -251,12 +264,16 @@ async fn swap(pool: &db::Pool, progress: &Progress) -> anyhow::Result<()> {
     }
 }
 
-async fn swap_once(pool: &db::Pool, progress: &Progress) -> Result<(), DbFailure> {
-    pool.run(async |client| swap_in(client, progress).await)
+async fn swap_once(pool: &db::Pool, progress: &Progress, renames: &str) -> Result<(), DbFailure> {
+    pool.run(async |client| swap_in(client, progress, renames).await)
         .await
 }
 
-async fn swap_in(client: &mut db_pool::Client, progress: &Progress) -> Result<(), DbFailure> {
+async fn swap_in(
+    client: &mut db_pool::Client,
+    progress: &Progress,
+    renames: &str,
+) -> Result<(), DbFailure> {
     let tx = client.transaction().await?;
     progress.enter(Phase::Merging);
     tx.batch_execute(&format!(
@@ -278,6 +295,7 @@ async fn swap_in(client: &mut db_pool::Client, progress: &Progress) -> Result<()
         "ALTER TABLE {live} RENAME TO user_views_retired;
          ALTER TABLE {shadow} RENAME TO {live};
          DROP TABLE user_views_retired;
+         {renames}
          UPDATE read_model_generation SET generation = generation + 1;
          NOTIFY {SWAPPED};",
         SWAPPED = view::SWAPPED,

@@ -195,6 +195,81 @@ async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partitio
     assert_eq!(rows, 60);
 }
 
+/// The shadow table is indexed once filled, with the live table's indexes under the names the
+/// migrations gave them, however many replays swap it in.
+#[tokio::test]
+async fn a_replayed_model_keeps_the_live_tables_indexes_and_their_names() {
+    let prefix = new_prefix();
+    let topics = shared_proto::topics::Topics::with_prefix(&prefix);
+    let writer = EventWriter::new(&testkit::broker::brokers());
+    shared::kafka::ensure_topics(
+        &shared::kafka::Cluster::plaintext(testkit::broker::brokers().to_owned()),
+        &topics.events(),
+        &shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
+    )
+    .await
+    .unwrap();
+    for n in 0..20 {
+        publish(
+            &writer,
+            &topics,
+            "created",
+            &user(Uuid::now_v7(), 1, &format!("Ada{n}"), "GB"),
+        )
+        .await;
+    }
+    let db = TestDatabase::create().await;
+    let args = query_args(&db, &prefix, "group-unused", &[]);
+    let cli = query_service::config::Cli::try_parse_from(args.argv()).unwrap();
+    let indexes = async || -> Vec<(String, String)> {
+        db.client()
+            .await
+            .query(
+                "SELECT indexname::text, indexdef FROM pg_indexes \
+                 WHERE tablename = 'user_views' ORDER BY indexname",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect()
+    };
+    query_service::replay::replay(&cli.config)
+        .await
+        .expect("replay succeeds");
+    let first = indexes().await;
+    let names: Vec<&str> = first.iter().map(|(name, _)| name.as_str()).collect();
+    for migrated in [
+        "user_views_pkey",
+        "user_views_live_by_email",
+        "user_views_live_by_country",
+    ] {
+        assert!(
+            names.contains(&migrated),
+            "{migrated} missing after a replay: {names:?}"
+        );
+    }
+    assert!(
+        first
+            .iter()
+            .all(|(_, definition)| !definition.contains("shadow")),
+        "{first:?}"
+    );
+    query_service::replay::replay(&cli.config)
+        .await
+        .expect("replay succeeds");
+    assert_eq!(indexes().await, first);
+    let rows: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM user_views", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 20);
+}
+
 #[tokio::test]
 async fn a_replays_progress_can_be_scraped_while_it_runs() {
     let app = spawn_query().await;
