@@ -82,7 +82,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
                 "replay of {} events into a fresh model, events/s{short}",
                 bench.replay_events
             )),
-            "≥ 0.5×",
+            "≥ 0.9×",
         )
         .rate(rate(replayed))
         .against("bare rdkafka consumer to the end", rate(bare)),
