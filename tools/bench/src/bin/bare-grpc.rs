@@ -9,68 +9,28 @@
 //! for records every 2 ms (query-service's `KAFKA_FETCH_WAIT` default), so that the baseline
 //! pays for the same background traffic.
 
+#[path = "../baseline_server.rs"]
+mod baseline_server;
+
 use prost::Message;
 use rdkafka::{
     ClientConfig, Offset, TopicPartitionList,
     consumer::{Consumer, StreamConsumer},
 };
-use shared_proto::v1::{
-    self,
-    user_service_server::{UserService, UserServiceServer},
-};
-use tonic::{Request, Response, Status, transport::Server};
+use shared_proto::v1;
+use tonic::{Request, Response, Status};
+
+use baseline_server::Serves;
 
 struct Fixed(v1::GetUserResponse);
 
 #[tonic::async_trait]
-impl UserService for Fixed {
+impl Serves for Fixed {
     async fn get_user(
         &self,
         _request: Request<v1::GetUserRequest>,
     ) -> Result<Response<v1::GetUserResponse>, Status> {
         Ok(Response::new(self.0.clone()))
-    }
-
-    async fn list_users(
-        &self,
-        _request: Request<v1::ListUsersRequest>,
-    ) -> Result<Response<v1::ListUsersResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-
-    async fn batch_get_users(
-        &self,
-        _request: Request<v1::BatchGetUsersRequest>,
-    ) -> Result<Response<v1::BatchGetUsersResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-
-    async fn get_user_by_email(
-        &self,
-        _request: Request<v1::GetUserByEmailRequest>,
-    ) -> Result<Response<v1::GetUserByEmailResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-
-    async fn create_user(
-        &self,
-        _request: Request<v1::CreateUserRequest>,
-    ) -> Result<Response<v1::CreateUserResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-
-    async fn update_user(
-        &self,
-        _request: Request<v1::UpdateUserRequest>,
-    ) -> Result<Response<v1::UpdateUserResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-
-    async fn delete_user(
-        &self,
-        _request: Request<v1::DeleteUserRequest>,
-    ) -> Result<Response<v1::DeleteUserResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
     }
 }
 
@@ -87,15 +47,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(brokers) = args.next() {
         idle_consumers(&brokers, &args.collect::<Vec<_>>())?;
     }
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    Server::builder()
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-        .add_service(UserServiceServer::new(Fixed(response)))
-        .serve_with_incoming(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-        )
-        .await?;
-    Ok(())
+    baseline_server::serve(addr, Fixed(response)).await
 }
 
 fn idle_consumers(brokers: &str, topics: &[String]) -> anyhow::Result<()> {

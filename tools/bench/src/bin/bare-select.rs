@@ -5,17 +5,16 @@
 //!
 //!     bare-select ADDR DATABASE_URL
 
+#[path = "../baseline_server.rs"]
+mod baseline_server;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use shared_proto::{
-    timestamp,
-    v1::{
-        self,
-        user_service_server::{UserService, UserServiceServer},
-    },
-};
+use shared_proto::{timestamp, v1};
 use tokio_postgres::{Client, NoTls, Statement};
-use tonic::{Request, Response, Status, transport::Server};
+use tonic::{Request, Response, Status};
+
+use baseline_server::Serves;
 
 /// As many as query-service's miss lanes.
 const CONNECTIONS: usize = 2;
@@ -26,7 +25,7 @@ struct Select {
 }
 
 #[tonic::async_trait]
-impl UserService for Select {
+impl Serves for Select {
     async fn get_user(
         &self,
         request: Request<v1::GetUserRequest>,
@@ -58,48 +57,6 @@ impl UserService for Select {
             }),
         }))
     }
-
-    async fn list_users(
-        &self,
-        _request: Request<v1::ListUsersRequest>,
-    ) -> Result<Response<v1::ListUsersResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-
-    async fn batch_get_users(
-        &self,
-        _request: Request<v1::BatchGetUsersRequest>,
-    ) -> Result<Response<v1::BatchGetUsersResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-
-    async fn get_user_by_email(
-        &self,
-        _request: Request<v1::GetUserByEmailRequest>,
-    ) -> Result<Response<v1::GetUserByEmailResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-
-    async fn create_user(
-        &self,
-        _request: Request<v1::CreateUserRequest>,
-    ) -> Result<Response<v1::CreateUserResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-
-    async fn update_user(
-        &self,
-        _request: Request<v1::UpdateUserRequest>,
-    ) -> Result<Response<v1::UpdateUserResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-
-    async fn delete_user(
-        &self,
-        _request: Request<v1::DeleteUserRequest>,
-    ) -> Result<Response<v1::DeleteUserResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
 }
 
 #[tokio::main]
@@ -119,16 +76,12 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         clients.push((client, select));
     }
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    Server::builder()
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-        .add_service(UserServiceServer::new(Select {
+    baseline_server::serve(
+        addr,
+        Select {
             clients,
             next: AtomicUsize::new(0),
-        }))
-        .serve_with_incoming(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-        )
-        .await?;
-    Ok(())
+        },
+    )
+    .await
 }

@@ -6,6 +6,9 @@
 //!
 //!     bare-update ADDR DATABASE_URL BROKERS TOPIC
 
+#[path = "../baseline_server.rs"]
+mod baseline_server;
+
 use std::{sync::Arc, time::Duration};
 
 use deadpool_postgres::{Manager, Pool};
@@ -14,15 +17,11 @@ use rdkafka::{
     ClientConfig,
     producer::{FutureProducer, FutureRecord},
 };
-use shared_proto::{
-    timestamp,
-    v1::{
-        self,
-        user_service_server::{UserService, UserServiceServer},
-    },
-};
+use shared_proto::{timestamp, v1};
 use tokio_postgres::NoTls;
-use tonic::{Request, Response, Status, transport::Server};
+use tonic::{Request, Response, Status};
+
+use baseline_server::Serves;
 
 const READ: &str = "SELECT id, first_name, last_name, nickname, email, country, created_at, \
                     updated_at, version FROM users WHERE id = $1";
@@ -42,7 +41,7 @@ struct Update {
 }
 
 #[tonic::async_trait]
-impl UserService for Update {
+impl Serves for Update {
     async fn update_user(
         &self,
         request: Request<v1::UpdateUserRequest>,
@@ -112,48 +111,6 @@ impl UserService for Update {
         });
         Ok(Response::new(v1::UpdateUserResponse { user: Some(user) }))
     }
-
-    async fn get_user(
-        &self,
-        _request: Request<v1::GetUserRequest>,
-    ) -> Result<Response<v1::GetUserResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-
-    async fn list_users(
-        &self,
-        _request: Request<v1::ListUsersRequest>,
-    ) -> Result<Response<v1::ListUsersResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-
-    async fn batch_get_users(
-        &self,
-        _request: Request<v1::BatchGetUsersRequest>,
-    ) -> Result<Response<v1::BatchGetUsersResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-
-    async fn get_user_by_email(
-        &self,
-        _request: Request<v1::GetUserByEmailRequest>,
-    ) -> Result<Response<v1::GetUserByEmailResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-
-    async fn create_user(
-        &self,
-        _request: Request<v1::CreateUserRequest>,
-    ) -> Result<Response<v1::CreateUserResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
-
-    async fn delete_user(
-        &self,
-        _request: Request<v1::DeleteUserRequest>,
-    ) -> Result<Response<v1::DeleteUserResponse>, Status> {
-        Err(Status::unimplemented("baseline"))
-    }
 }
 
 #[tokio::main]
@@ -172,17 +129,13 @@ async fn main() -> anyhow::Result<()> {
         .set("linger.ms", "1")
         .set("batch.num.messages", "1000")
         .create()?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .add_service(UserServiceServer::new(Update {
+    baseline_server::serve(
+        addr,
+        Update {
             pool,
             producer,
             topic: topic.into(),
-        }))
-        .serve_with_incoming(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-        )
-        .await?;
-    Ok(())
+        },
+    )
+    .await
 }
