@@ -59,8 +59,8 @@ pub(crate) fn run(
     duration: Duration,
 ) -> anyhow::Result<H2Load> {
     let body = body_file(frame)?;
-    // Children waited for before (pgbench) count in the same total: start from here.
-    children_cpu();
+    // Children waited for before (pgbench) count in the same total.
+    let cpu_before = children_cpu();
     let started = std::time::Instant::now();
     let output = Command::new("h2load")
         .args(["-t", "1", "-c", &connections.to_string()])
@@ -86,8 +86,7 @@ pub(crate) fn run(
     }
     let mut result = parse(&text).with_context(|| format!("h2load's output: {text}"))?;
     // Its user and system time, as the kernel counted them for the finished child.
-    let cpu = children_cpu();
-    result.busy = (cpu / wall.as_secs_f64()).min(1.0);
+    result.busy = ((children_cpu() - cpu_before) / wall.as_secs_f64()).min(1.0);
     Ok(result)
 }
 
@@ -128,11 +127,9 @@ fn parse(text: &str) -> anyhow::Result<H2Load> {
     })
 }
 
-/// CPU time of this process's waited-for children since the last call.
+/// CPU seconds used so far by this process's children that have been waited for.
 fn children_cpu() -> f64 {
-    use std::sync::Mutex;
-    static SEEN: Mutex<f64> = Mutex::new(0.0);
-    let now = std::fs::read_to_string("/proc/self/stat")
+    std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|stat| {
             let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
@@ -141,11 +138,7 @@ fn children_cpu() -> f64 {
             let ticks = |at: usize| fields.get(at)?.parse::<f64>().ok();
             Some((ticks(13)? + ticks(14)?) / 100.0)
         })
-        .unwrap_or(0.0);
-    let mut seen = SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let used = now - *seen;
-    *seen = now;
-    used
+        .unwrap_or(0.0)
 }
 
 #[cfg(test)]

@@ -111,11 +111,21 @@ impl Service {
         })
     }
 
+    /// The samples on /metrics.
+    async fn samples(&self) -> anyhow::Result<Vec<testkit::metrics::Sample>> {
+        let (_, text) = testkit::http::try_get(self.http, "/metrics")
+            .await
+            .map_err(anyhow::Error::msg)?;
+        Ok(testkit::metrics::parse_metrics(&text))
+    }
+
     /// The median and 99th percentile (upper bucket bounds, ms) of the histogram `name` on
     /// /metrics, e.g. to tell which stage a latency is spent in.
     pub(crate) async fn histogram_ms(&self, name: &str) -> Option<(f64, f64)> {
-        let (_, text) = testkit::http::try_get(self.http, "/metrics").await.ok()?;
-        let buckets: Vec<(f64, f64)> = testkit::metrics::parse_metrics(&text)
+        let buckets: Vec<(f64, f64)> = self
+            .samples()
+            .await
+            .ok()?
             .into_iter()
             .filter(|sample| sample.name == format!("{name}_bucket"))
             .filter_map(|sample| {
@@ -135,14 +145,7 @@ impl Service {
 
     /// The sum of the samples of counter `name` on /metrics with `labels`.
     pub(crate) async fn counter(&self, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<f64> {
-        let (_, text) = testkit::http::try_get(self.http, "/metrics")
-            .await
-            .map_err(anyhow::Error::msg)?;
-        Ok(testkit::metrics::sum(
-            &testkit::metrics::parse_metrics(&text),
-            name,
-            labels,
-        ))
+        Ok(testkit::metrics::sum(&self.samples().await?, name, labels))
     }
 
     /// Resident memory, from /proc.

@@ -32,28 +32,27 @@ const COUNTRIES: &str = "ARRAY['GB','FR','DE','ES','IT','NL','BE','SE','NO','DK'
 pub(crate) const VIEW_COLUMNS: &str =
     "id, first_name, last_name, nickname, email, country, created_at, updated_at, version, deleted";
 
-/// query-service on `db`, with topics and a group of its own, and one setting of the row's.
+/// query-service on `db`, with topics and a group of its own, and the row's own settings.
 async fn start_query_service(
     bench: &Bench,
     db: &TestDatabase,
-    setting: String,
+    settings: impl FnOnce(QueryServiceArgs) -> QueryServiceArgs,
 ) -> anyhow::Result<Service> {
-    Service::start(
-        bench,
-        QueryServiceArgs::new()
-            .database_url(&super::plain(&db.url))
-            .brokers(&broker::brokers())
-            .topic_prefix(&format!("{}.", unique("reads")))
-            .consumer_group(&unique("reads"))
-            .database_pool_size(bench.concurrency)
-            .flag(setting),
-    )
-    .await
+    let args = QueryServiceArgs::new()
+        .database_url(&super::plain(&db.url))
+        .brokers(&broker::brokers())
+        .topic_prefix(&format!("{}.", unique("reads")))
+        .consumer_group(&unique("reads"))
+        .database_pool_size(bench.concurrency);
+    Service::start(bench, settings(args)).await
 }
 
 pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     let db = TestDatabase::create().await;
-    let query = start_query_service(bench, &db, format!("--cache-capacity={}", USERS * 2)).await?;
+    let query = start_query_service(bench, &db, |args| {
+        args.flag(format!("--cache-capacity={}", USERS * 2))
+    })
+    .await?;
     let admin = db.client().await;
     admin
         .batch_execute(&format!(
@@ -238,17 +237,9 @@ async fn hits_through_h2load(
     many: usize,
 ) -> anyhow::Result<Vec<Row>> {
     h2load::ensure()?;
-    let logged = Service::start(
-        bench,
-        QueryServiceArgs::new()
-            .database_url(&super::plain(&db.url))
-            .brokers(&broker::brokers())
-            .topic_prefix(&format!("{}.", unique("reads")))
-            .consumer_group(&unique("reads"))
-            .database_pool_size(bench.concurrency)
-            .log_filter("info")
-            .flag("--log-format=json"),
-    )
+    let logged = start_query_service(bench, db, |args| {
+        args.log_filter("info").flag("--log-format=json")
+    })
     .await?;
     // The id is cached in both services before they are timed.
     let id = v1::GetUserRequest::decode(&request[5..])?;
@@ -433,7 +424,7 @@ async fn list_users(bench: &Bench, query: &Service, db: &TestDatabase) -> anyhow
         );
     }
     // The same first page from a replica that answers every page from the view.
-    let uncached = start_query_service(bench, db, "--list-cache-ttl=0s".to_owned()).await;
+    let uncached = start_query_service(bench, db, |args| args.flag("--list-cache-ttl=0s")).await;
     // Binaries from before the page cache know no such setting.
     if let Ok(uncached) = uncached {
         let cpu_before = CpuReading::now();
