@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::{Client, GenericClient};
+use deadpool_postgres::GenericClient;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -40,8 +40,8 @@ pub(super) struct Backlog {
 /// the claim reads the whole heap, dead rows included, on every pass (it cost a fifth of the
 /// UpdateUser rate with NOTIFY on); through the indexes it reads little more than the live
 /// rows.
-pub(super) async fn claim(
-    client: &mut Client,
+pub(super) async fn claim<C: GenericClient>(
+    client: &C,
     owner: Uuid,
     limit: i64,
     lease: Duration,

@@ -256,7 +256,7 @@ impl Relay {
             .pool
             .run(async |client| {
                 Ok::<_, RelayError>(
-                    table::claim(client, self.owner, limit as i64, LEASE, published).await?,
+                    table::claim(&*client, self.owner, limit as i64, LEASE, published).await?,
                 )
             })
             .await?;
