@@ -120,7 +120,7 @@ where
     // Decided once per callsite: a filter asked on every event would make each of the
     // libraries' disabled trace! calls cost a call of it (a cache hit at less than half).
     let is_call_span = |meta: &Metadata<'_>| meta.is_span() && meta.name() == "grpc.request";
-    let no_call_spans = filter.and(
+    let logged = filter.and(
         DynFilterFn::new(move |meta, _| !is_call_span(meta)).with_callsite_filter(move |meta| {
             if is_call_span(meta) {
                 Interest::never()
@@ -133,15 +133,15 @@ where
         (LogFormat::Json, _) => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
-            .with_filter(no_call_spans)
+            .with_filter(logged)
             .boxed(),
         (LogFormat::Text, true) => tracing_subscriber::fmt::layer()
             .with_test_writer()
-            .with_filter(no_call_spans)
+            .with_filter(logged)
             .boxed(),
         (LogFormat::Text, false) => tracing_subscriber::fmt::layer()
             .with_ansi(std::io::stdout().is_terminal())
-            .with_filter(no_call_spans)
+            .with_filter(logged)
             .boxed(),
     }
 }
