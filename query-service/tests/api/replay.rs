@@ -154,10 +154,8 @@ async fn of_two_replays_started_together_one_completes_and_the_other_refuses() {
     assert_eq!(app.view_rows().await, before, "the model is complete");
 }
 
-#[tokio::test]
-async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partition() {
-    // Sent together, the creations leave in a few producer batches; tansu reports a
-    // partition's end as its last batch's first offset.
+/// Event topics under a prefix of the test's own, made up front (a replay only reads).
+async fn topics_of_their_own() -> (String, shared_proto::topics::Topics) {
     let prefix = new_prefix();
     let topics = shared_proto::topics::Topics::with_prefix(&prefix);
     shared::kafka::ensure_topics(
@@ -167,6 +165,24 @@ async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partitio
     )
     .await
     .unwrap();
+    (prefix, topics)
+}
+
+/// The rows of the live view, tombstones included.
+async fn view_count(db: &TestDatabase) -> i64 {
+    db.client()
+        .await
+        .query_one("SELECT count(*) FROM user_views", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partition() {
+    // Sent together, the creations leave in a few producer batches; tansu reports a
+    // partition's end as its last batch's first offset.
+    let (prefix, topics) = topics_of_their_own().await;
     let writer = EventWriter::new(&testkit::broker::brokers());
     let users: Vec<v1::User> = (0..60)
         .map(|_| user(Uuid::now_v7(), 1, "Ada", "GB"))
@@ -185,13 +201,7 @@ async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partitio
         .await
         .expect("replay succeeds");
     assert_eq!(report.events, 60);
-    let rows: i64 = db
-        .client()
-        .await
-        .query_one("SELECT count(*) FROM user_views", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows = view_count(&db).await;
     assert_eq!(rows, 60);
 }
 
@@ -199,16 +209,8 @@ async fn a_replay_into_a_fresh_model_reads_the_whole_last_batch_of_each_partitio
 /// migrations gave them, however many replays swap it in.
 #[tokio::test]
 async fn a_replayed_model_keeps_the_live_tables_indexes_and_their_names() {
-    let prefix = new_prefix();
-    let topics = shared_proto::topics::Topics::with_prefix(&prefix);
+    let (prefix, topics) = topics_of_their_own().await;
     let writer = EventWriter::new(&testkit::broker::brokers());
-    shared::kafka::ensure_topics(
-        &shared::kafka::Cluster::plaintext(testkit::broker::brokers().to_owned()),
-        &topics.events(),
-        &shared::kafka::TopicSettings::fixed(PARTITIONS, 1),
-    )
-    .await
-    .unwrap();
     for n in 0..20 {
         publish(
             &writer,
@@ -260,13 +262,7 @@ async fn a_replayed_model_keeps_the_live_tables_indexes_and_their_names() {
         .await
         .expect("replay succeeds");
     assert_eq!(indexes().await, first);
-    let rows: i64 = db
-        .client()
-        .await
-        .query_one("SELECT count(*) FROM user_views", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows = view_count(&db).await;
     assert_eq!(rows, 20);
 }
 
