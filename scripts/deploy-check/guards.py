@@ -495,7 +495,7 @@ def topic_names():
 def server_settings(docs):
     """Each server container's settings, by Deployment name."""
     return {
-        name_of(d).split("/")[-1]: settings(docs, c)
+        d["metadata"]["name"]: settings(docs, c)
         for d in of_kind(docs, "Deployment")
         for c in containers(pod_spec(d))
         if c["name"] == d["metadata"]["name"]
@@ -519,16 +519,16 @@ def guard_kafka_dependency(docs):
         t["spec"].get("topicName", t["metadata"]["name"]): t for t in of_kind(docs, "KafkaTopic")
     }
     events, dead_letter = topic_names()
+    served = {
+        f"{name}-kafka-bootstrap:{listener['port']}": listener
+        for name, kafka in by_cluster.items()
+        for listener in kafka["spec"]["kafka"].get("listeners", [])
+        if listener.get("type") == "internal"
+    }
     for service, conf in server_settings(docs).items():
         if conf.get("KAFKA_MANAGE_TOPICS", "true").lower() != "false":
             failures.append(f"{service}: KAFKA_MANAGE_TOPICS must be false when Strimzi owns the topics")
         bootstrap = [b.strip() for b in conf.get("KAFKA_BROKERS", "").split(",") if b.strip()]
-        served = {
-            f"{name}-kafka-bootstrap:{listener['port']}": listener
-            for name, kafka in by_cluster.items()
-            for listener in kafka["spec"]["kafka"].get("listeners", [])
-            if listener.get("type") == "internal"
-        }
         if not bootstrap or any(b not in served for b in bootstrap):
             failures.append(
                 f"{service}: KAFKA_BROKERS={conf.get('KAFKA_BROKERS')} is not a bootstrap Service of the "
