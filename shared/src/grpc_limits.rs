@@ -4,13 +4,14 @@
 //! limit; health checks always pass, so probes see the truth.
 
 use std::{
-    future::Future,
+    future::{Future, Ready, ready},
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
 
-use tokio::sync::Semaphore;
+use futures::future::Either;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 use tower::{Layer, Service};
 
@@ -53,35 +54,52 @@ pub struct Limited<S> {
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for Limited<S>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
     ResBody: Default,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = Either<Holding<S::Future>, Ready<Result<S::Response, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        if request.uri().path().starts_with("/grpc.health.v1.Health/") {
-            return Box::pin(self.inner.call(request));
-        }
-        let Ok(permit) = Arc::clone(&self.limit.permits).try_acquire_owned() else {
-            let limit = self.limit.limit;
-            return Box::pin(async move {
-                Ok(Status::unavailable(format!(
-                    "the service is at its limit of {limit} calls in flight; retry with backoff"
+        let permit = if request.uri().path().starts_with("/grpc.health.v1.Health/") {
+            None
+        } else {
+            let Ok(permit) = Arc::clone(&self.limit.permits).try_acquire_owned() else {
+                return Either::Right(ready(Ok(Status::unavailable(format!(
+                    "the service is at its limit of {} calls in flight; retry with backoff",
+                    self.limit.limit
                 ))
-                .into_http())
-            });
+                .into_http())));
+            };
+            Some(permit)
         };
-        let call = self.inner.call(request);
-        Box::pin(async move {
-            let answer = call.await;
-            drop(permit);
-            answer
+        Either::Left(Holding {
+            call: self.inner.call(request),
+            permit,
         })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call that holds its place among those in flight until it has its answer.
+    pub struct Holding<F> {
+        #[pin]
+        call: F,
+        permit: Option<OwnedSemaphorePermit>,
+    }
+}
+
+impl<F: Future> Future for Holding<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answer = std::task::ready!(this.call.poll(cx));
+        this.permit.take();
+        Poll::Ready(answer)
     }
 }

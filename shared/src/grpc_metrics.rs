@@ -159,11 +159,10 @@ pub struct GrpcMetrics<S> {
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for GrpcMetrics<S>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = Handling<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -172,27 +171,53 @@ where
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let at = self.metrics.series(request.uri().path());
         self.metrics.methods[at].started.inc();
-        let methods = Arc::clone(&self.metrics.methods);
-        let started = Instant::now();
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let response = response.await;
-            // A unary call that fails answers with its status in the headers (trailers-only);
-            // one that succeeds sends OK in the trailers after the message.
-            let code = match &response {
-                Ok(response) => response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(|value| value.parse::<i32>().ok())
-                    .map_or(Code::Ok, Code::from_i32),
-                Err(_) => Code::Unavailable,
-            };
-            let series = &methods[at];
-            series.handling.observe(started.elapsed().as_secs_f64());
-            series.handled[code as usize].inc();
-            response
-        })
+        Handling {
+            response: self.inner.call(request),
+            methods: Arc::clone(&self.metrics.methods),
+            at,
+            started: Instant::now(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call being handled: the inner future, and what to count once it is ready. A named
+    /// future rather than a boxed one, since every call of every method goes through it.
+    pub struct Handling<F> {
+        #[pin]
+        response: F,
+        methods: Arc<[MethodSeries]>,
+        at: usize,
+        started: Instant,
+    }
+}
+
+impl<F, ResBody, E> Future for Handling<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.response.poll(cx));
+        // A unary call that fails answers with its status in the headers (trailers-only);
+        // one that succeeds sends OK in the trailers after the message.
+        let code = match &response {
+            Ok(response) => response
+                .headers()
+                .get("grpc-status")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.parse::<i32>().ok())
+                .map_or(Code::Ok, Code::from_i32),
+            Err(_) => Code::Unavailable,
+        };
+        let series = &this.methods[*this.at];
+        series
+            .handling
+            .observe(this.started.elapsed().as_secs_f64());
+        series.handled[code as usize].inc();
+        Poll::Ready(response)
     }
 }
 

@@ -9,6 +9,7 @@ use std::{
     task::{Context, Poll},
 };
 
+use futures::future::Either;
 use tonic::{
     Status,
     transport::server::{TcpConnectInfo, TlsConnectInfo},
@@ -58,7 +59,9 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    /// Calls that need no token go straight through; only a token's check is boxed.
+    type Future =
+        Either<S::Future, Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -70,7 +73,7 @@ where
             (Auth::Open, _) | (_, Needs::Nothing) => {
                 let caller = certified_caller(&request).unwrap_or(Caller::UNAUTHENTICATED);
                 request.extensions_mut().insert(caller);
-                return Box::pin(self.inner.call(request));
+                return Either::Left(self.inner.call(request));
             }
             (Auth::Jwt(verifier), _) => std::sync::Arc::clone(verifier),
         };
@@ -78,7 +81,7 @@ where
         // The ready service goes with this call; a clone stays for the next.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let Some(token) = token else {
                 return Ok(Status::unauthenticated(
                     "a bearer token is required (authorization: Bearer <JWT>)",
@@ -105,7 +108,7 @@ where
             }
             request.extensions_mut().insert(verified.caller.clone());
             inner.call(request).await
-        })
+        }))
     }
 }
 
