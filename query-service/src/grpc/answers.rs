@@ -3,28 +3,33 @@
 //! message and a `bytes` field holding its encoding are the same bytes (tag, length, payload),
 //! so a client decodes them as the generated types. They are only ever encoded.
 
-use bytes::{Buf, BufMut, Bytes};
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut};
 use prost::{
     DecodeError, Message,
-    encoding::{DecodeContext, WireType, bytes as bytes_field, skip_field, string},
+    encoding::{
+        DecodeContext, WireType, encode_key, encode_varint, encoded_len_varint, key_len,
+        skip_field, string,
+    },
 };
 
 /// `GetUserResponse` and `GetUserByEmailResponse`: field 1, the user.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(super) struct UserAnswer {
-    pub(super) user: Bytes,
+    pub(super) user: Arc<[u8]>,
 }
 
 /// `BatchGetUsersResponse`: field 1 each user found, field 2 each id missing.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub(super) struct UsersAnswer {
-    pub(super) users: Vec<Bytes>,
+    pub(super) users: Vec<Arc<[u8]>>,
     pub(super) missing_ids: Vec<String>,
 }
 
 impl Message for UserAnswer {
     fn encode_raw(&self, buf: &mut impl BufMut) {
-        bytes_field::encode(1, &self.user, buf);
+        encode_bytes(1, &self.user, buf);
     }
 
     fn merge_field(
@@ -38,17 +43,19 @@ impl Message for UserAnswer {
     }
 
     fn encoded_len(&self) -> usize {
-        bytes_field::encoded_len(1, &self.user)
+        bytes_len(1, &self.user)
     }
 
     fn clear(&mut self) {
-        self.user.clear();
+        self.user = Arc::from([]);
     }
 }
 
 impl Message for UsersAnswer {
     fn encode_raw(&self, buf: &mut impl BufMut) {
-        bytes_field::encode_repeated(1, &self.users, buf);
+        for user in &self.users {
+            encode_bytes(1, user, buf);
+        }
         string::encode_repeated(2, &self.missing_ids, buf);
     }
 
@@ -63,7 +70,10 @@ impl Message for UsersAnswer {
     }
 
     fn encoded_len(&self) -> usize {
-        bytes_field::encoded_len_repeated(1, &self.users)
+        self.users
+            .iter()
+            .map(|user| bytes_len(1, user))
+            .sum::<usize>()
             + string::encoded_len_repeated(2, &self.missing_ids)
     }
 
@@ -71,6 +81,17 @@ impl Message for UsersAnswer {
         self.users.clear();
         self.missing_ids.clear();
     }
+}
+
+/// A `bytes` field, as prost writes one; prost's own helper takes only `Vec<u8>` or `Bytes`.
+fn encode_bytes(tag: u32, value: &[u8], buf: &mut impl BufMut) {
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(value.len() as u64, buf);
+    buf.put_slice(value);
+}
+
+fn bytes_len(tag: u32, value: &[u8]) -> usize {
+    key_len(tag) + encoded_len_varint(value.len() as u64) + value.len()
 }
 
 #[cfg(test)]
