@@ -5,6 +5,7 @@
 //! swap, so the names migrations gave them survive any number of replays.
 
 use deadpool_postgres::GenericClient;
+use shared::{db, db_failure::DbFailure};
 
 use crate::view;
 
@@ -77,14 +78,30 @@ pub(super) async fn create_primary<C: GenericClient>(
     Ok(())
 }
 
-/// Builds the rest of `indexes` on the filled shadow table.
-pub(super) async fn create_secondary<C: GenericClient>(
-    client: &C,
+/// Builds the rest of `indexes` on the filled shadow table, on `lanes` connections at once:
+/// each build is a sort of the whole table, which Postgres does on one core.
+pub(super) async fn create_secondary(
+    pool: &db::Pool,
     indexes: &[Index],
-) -> Result<(), tokio_postgres::Error> {
-    for index in indexes.iter().filter(|index| !index.primary) {
-        client.batch_execute(&index.create()).await?;
-    }
+    lanes: usize,
+) -> Result<(), DbFailure> {
+    let secondary: Vec<&Index> = indexes.iter().filter(|index| !index.primary).collect();
+    let lanes = lanes.max(1);
+    let builds = (0..lanes).map(|lane| {
+        let mine: Vec<&Index> = secondary
+            .iter()
+            .skip(lane)
+            .step_by(lanes)
+            .copied()
+            .collect();
+        pool.run(async move |client| {
+            for index in mine {
+                client.batch_execute(&index.create()).await?;
+            }
+            Ok::<_, DbFailure>(())
+        })
+    });
+    futures::future::try_join_all(builds).await?;
     Ok(())
 }
 

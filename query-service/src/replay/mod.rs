@@ -9,7 +9,7 @@ mod indexes;
 mod progress;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -43,6 +43,11 @@ const SWAP_ATTEMPTS: u32 = 5;
 pub struct ReplayRunning;
 
 const BATCH: usize = 1000;
+
+/// Batches written at once, and indexes built at once. One Postgres backend writes on one
+/// core; with one lane the replay waits on it while its other cores idle. Two leave the
+/// rest of a small database server to the live service, which keeps serving meanwhile.
+const LANES: usize = 2;
 /// How long the topics must stay quiet after the reported ends for the reading to stop. The
 /// consumer fetches ahead of what it hands out, so the rest of a last batch is usually in hand
 /// when its reported end is read; this is ten fetch waits more for it to come.
@@ -100,8 +105,8 @@ async fn read_and_swap(
 ) -> anyhow::Result<ReplayReport> {
     // The shadow's writes are bounded like the service's; the swap merges the whole live
     // table, and no statement limit suits every size.
-    let pool = database.pool(2, config.database.session_limits())?;
-    let merge_pool = database.pool(1, db::SessionLimits::NONE)?;
+    let pool = database.pool(LANES, config.database.session_limits())?;
+    let merge_pool = database.pool(LANES, db::SessionLimits::NONE)?;
     let topics = Topics::with_prefix(&config.kafka.topic_prefix);
     let cluster = config.kafka.cluster().map_err(anyhow::Error::msg)?;
     kafka::ensure_topics(&cluster, &topics.events(), &config.kafka.topic_settings())
@@ -159,6 +164,7 @@ async fn read_and_swap(
             assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
         }
     }
+    let reading = Instant::now();
     let total: i64 = remaining.values().sum::<i64>();
     let mut progress = Progress::new(total.max(0) as u64, metrics);
     let mut report = ReplayReport {
@@ -172,8 +178,10 @@ async fn read_and_swap(
     // To each partition's reported end, then on until the topics have been quiet for a
     // moment: a broker may report an end short of its last batch (tansu reports that batch's
     // first offset). Anything later still reaches the model through the swap's merge.
-    // Each batch is written while the next one is read.
-    let mut writing: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
+    // Batches are written while the next ones are read, `LANES` at a time. Their order does
+    // not matter: each row is written under the version guard, and rows are locked in the
+    // order of their ids, so two batches of the same users cannot deadlock.
+    let mut writing: VecDeque<tokio::task::JoinHandle<anyhow::Result<()>>> = VecDeque::new();
     let mut tail_started: Option<Instant> = None;
     loop {
         let first = if remaining.is_empty() {
@@ -208,11 +216,13 @@ async fn read_and_swap(
                 .then(|| consumer.recv().now_or_never())
                 .flatten();
         }
-        if let Some(previous) = writing.take() {
-            previous.await??;
+        if writing.len() >= LANES
+            && let Some(oldest) = writing.pop_front()
+        {
+            oldest.await??;
         }
         let pool = pool.clone();
-        writing = Some(tokio::spawn(async move {
+        writing.push_back(tokio::spawn(async move {
             pool.run(async |client| {
                 let tx = client.transaction().await?;
                 let refs: Vec<&UserChange> = changes.iter().collect();
@@ -225,24 +235,26 @@ async fn read_and_swap(
         }));
         progress.set(report.events);
     }
-    if let Some(last) = writing {
+    for last in writing {
         last.await??;
     }
     progress.finish(report.events);
-
-    merge_pool
-        .run(async |client| {
-            indexes::create_secondary(&*client, &indexes)
-                .await
-                .map_err(DbFailure::from)
-        })
+    let read_for = reading.elapsed();
+    let indexing = Instant::now();
+    indexes::create_secondary(&merge_pool, &indexes, LANES)
         .await
         .context("cannot index the shadow table")?;
+    let indexed_for = indexing.elapsed();
+    let swapping = Instant::now();
     swap(&merge_pool, &progress, &indexes::renames(&indexes)).await?;
     progress.enter(Phase::Done);
+    // Where the time went, for whoever sizes a replay.
     tracing::info!(
         events = report.events,
         undecodable = report.undecodable,
+        read_and_written_ms = read_for.as_millis() as u64,
+        indexed_ms = indexed_for.as_millis() as u64,
+        merged_and_swapped_ms = swapping.elapsed().as_millis() as u64,
         "read model replayed and swapped in"
     );
     Ok(report)

@@ -321,3 +321,68 @@ async fn a_replays_progress_can_be_scraped_while_it_runs() {
         "never caught it reading: {seen:?}"
     );
 }
+
+/// The replay writes two batches at once. Two batches of the same users, in opposite orders,
+/// must wait for each other and both land, not deadlock (Postgres would fail one).
+#[tokio::test]
+async fn two_batches_of_the_same_users_written_at_once_in_opposite_orders_both_land() {
+    use query_service::{user_change::UserChange, view};
+    use shared_proto::user_state::UserState;
+
+    let db = Arc::new(TestDatabase::create().await);
+    // Started only for its migrations.
+    let group = format!("group-{}", Uuid::new_v4());
+    let app = start_query(db.clone(), &new_prefix(), &group, &[]).await;
+    let at = time::OffsetDateTime::now_utc();
+    let ids: Vec<Uuid> = (0..2_000).map(|_| Uuid::now_v7()).collect();
+    let batch = |version: i64, ids: Vec<Uuid>| -> Vec<UserChange> {
+        ids.into_iter()
+            .map(|id| UserChange {
+                user: UserState {
+                    id,
+                    first_name: format!("v{version}"),
+                    last_name: "Lovelace".into(),
+                    nickname: String::new(),
+                    email: format!("{id}@example.com"),
+                    country: "GB".into(),
+                    created_at: at,
+                    updated_at: at,
+                    version,
+                },
+                deleted: false,
+            })
+            .collect()
+    };
+    let forwards = batch(1, ids.clone());
+    let backwards = batch(2, ids.iter().rev().copied().collect());
+    let pool = shared::db::Database::new(&db.url, None)
+        .unwrap()
+        .pool(2, shared::db::SessionLimits::NONE)
+        .unwrap();
+    let write = async |changes: &[UserChange]| {
+        pool.run(async |client| {
+            let tx = client.transaction().await?;
+            let refs: Vec<&UserChange> = changes.iter().collect();
+            view::apply(&tx, view::Table::Live, &refs).await?;
+            // Each holds its locks a moment, so the two overlap.
+            tx.batch_execute("SELECT pg_sleep(0.05)").await?;
+            tx.commit().await?;
+            Ok::<_, shared::db_failure::DbFailure>(())
+        })
+        .await
+    };
+    for round in 0..5 {
+        let (a, b) = tokio::join!(write(&forwards), write(&backwards));
+        a.unwrap_or_else(|error| panic!("round {round}, forwards: {error:?}"));
+        b.unwrap_or_else(|error| panic!("round {round}, backwards: {error:?}"));
+    }
+    let newest: i64 = db
+        .client()
+        .await
+        .query_one("SELECT min(version) FROM user_views", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(newest, 2, "the newer batch is what the view holds");
+    app.stop().await.unwrap();
+}
