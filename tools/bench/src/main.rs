@@ -33,8 +33,8 @@ pub(crate) struct Bench {
     pub(crate) label: String,
     /// Measuring the binaries of BENCH_BEFORE_BIN_DIR.
     pub(crate) before: bool,
-    /// The parts to measure (BENCH_ONLY, comma separated: reads, visibility, replay,
-    /// writes); all when empty.
+    /// The parts to measure (BENCH_ONLY, comma separated: reads, scaling, visibility,
+    /// replay, writes); all when empty.
     pub(crate) only: Vec<String>,
 }
 
@@ -101,6 +101,10 @@ async fn main() -> anyhow::Result<()> {
     for run in runs.iter().filter(|run| run.wants("reads")) {
         eprintln!("reads{}...", run.label);
         rows.extend(rows::reads::run(run).await?);
+    }
+    for run in runs.iter().filter(|run| run.wants("scaling")) {
+        eprintln!("scaling{}...", run.label);
+        rows.extend(rows::scaling::run(run).await?);
     }
     for run in runs.iter().filter(|run| run.wants("visibility")) {
         eprintln!("visibility{}...", run.label);

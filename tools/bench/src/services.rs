@@ -171,7 +171,7 @@ impl Service {
         Some(Duration::from_millis(ticks * 10))
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         // Through taskset, which execs the binary in place: the same pid.
         self.process.pid().expect("running")
     }

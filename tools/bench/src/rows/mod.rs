@@ -1,8 +1,10 @@
 //! The figures, one module per part of the system.
 
+pub(crate) mod broker_latency;
 pub(crate) mod lookups;
 pub(crate) mod reads;
 pub(crate) mod replay;
+pub(crate) mod scaling;
 pub(crate) mod visibility;
 pub(crate) mod writes;
 

@@ -33,7 +33,7 @@ pub(crate) const VIEW_COLUMNS: &str =
     "id, first_name, last_name, nickname, email, country, created_at, updated_at, version, deleted";
 
 /// query-service on `db`, with topics and a group of its own, and the row's own settings.
-async fn start_query_service(
+pub(super) async fn start_query_service(
     bench: &Bench,
     db: &TestDatabase,
     settings: impl FnOnce(QueryServiceArgs) -> QueryServiceArgs,
@@ -247,9 +247,9 @@ async fn hits_through_h2load(
         client(service.grpc).await?.get_user(id.clone()).await?;
     }
     let duration = bench.duration();
-    let quiet = h2load_checked(query.grpc, Some(query), request, many, duration).await?;
-    let production = h2load_checked(logged.grpc, Some(&logged), request, many, duration).await?;
-    let baseline = h2load_checked(bare.grpc, None, request, many, duration).await?;
+    let quiet = h2load_checked(query.grpc, &[query], request, many, duration).await?;
+    let production = h2load_checked(logged.grpc, &[&logged], request, many, duration).await?;
+    let baseline = h2load_checked(bare.grpc, &[], request, many, duration).await?;
     for (what, result) in [
         ("query-service", quiet),
         ("query-service, RUST_LOG=info", production),
@@ -283,20 +283,29 @@ async fn hits_through_h2load(
     ])
 }
 
-/// One h2load run of GetUser against `addr`, refused when any call failed or, with
-/// `counted`, when the service counted fewer OK answers than h2load counted replies.
-async fn h2load_checked(
+/// One h2load run of GetUser against `addr`, refused when any call failed or when the
+/// services behind it (`counted`, if any) counted fewer OK answers than h2load counted
+/// replies.
+pub(super) async fn h2load_checked(
     addr: std::net::SocketAddr,
-    counted: Option<&Service>,
+    counted: &[&Service],
     request: &Bytes,
     many: usize,
     duration: Duration,
 ) -> anyhow::Result<h2load::H2Load> {
-    let ok = [("grpc_method", "GetUser"), ("grpc_code", "OK")];
-    let before = match counted {
-        Some(service) => Some(service.counter("grpc_server_handled_total", &ok).await?),
-        None => None,
+    let ok_answers = async || -> anyhow::Result<f64> {
+        let mut total = 0.0;
+        for service in counted {
+            total += service
+                .counter(
+                    "grpc_server_handled_total",
+                    &[("grpc_method", "GetUser"), ("grpc_code", "OK")],
+                )
+                .await?;
+        }
+        Ok(total)
     };
+    let before = ok_answers().await?;
     let request = request.clone();
     let result = tokio::task::spawn_blocking(move || {
         h2load::run(
@@ -312,14 +321,12 @@ async fn h2load_checked(
     if result.failed > 0 {
         anyhow::bail!("h2load: {} calls failed", result.failed);
     }
-    if let (Some(service), Some(before)) = (counted, before) {
-        let answered = service.counter("grpc_server_handled_total", &ok).await? - before;
-        if answered < result.succeeded as f64 {
-            anyhow::bail!(
-                "h2load counted {} replies, the service only {answered} OK answers",
-                result.succeeded
-            );
-        }
+    let answered = ok_answers().await? - before;
+    if !counted.is_empty() && answered < result.succeeded as f64 {
+        anyhow::bail!(
+            "h2load counted {} replies, the service only {answered} OK answers",
+            result.succeeded
+        );
     }
     Ok(result)
 }

@@ -43,7 +43,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         .database_url(&super::plain(&db.url))
         .brokers(&brokers)
         .topic_prefix(&prefix)
-        .log_filter("warn");
+        .log_filter("warn,query_service::replay=info");
     let mut command = bench
         .cores
         .launch(&bench.binary("query-service"))
@@ -51,7 +51,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         .arg("replay")
         .command();
     command
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let started = Instant::now();
     let output = tokio::task::spawn_blocking(move || command.output()).await??;
@@ -61,6 +61,13 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         "replay failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // The replay's own account of its phases.
+    if let Some(line) = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find(|line| line.contains("replayed and swapped in"))
+    {
+        println!("replay{}: {}", bench.label, line.trim());
+    }
     let rows: i64 = db
         .client()
         .await

@@ -126,6 +126,23 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         .rate(rate)
         .latency(p50, p99),
     );
+    // The broker's part of that, with no service in the way; measured once (it has no
+    // binaries of its own to compare).
+    if !bench.before {
+        let trips = super::broker_latency::round_trips(WRITES_PER_SECOND, bench.duration()).await?;
+        let rate = trips.len() as f64 / bench.seconds as f64;
+        let (p50, p99) = percentiles(trips);
+        rows.push(
+            Row::new(
+                format!(
+                    "the broker alone: bare producer (acks=all) → bare consumer, {WRITES_PER_SECOND} records/s"
+                ),
+                "—",
+            )
+            .rate(rate)
+            .latency(p50, p99),
+        );
+    }
 
     // The herd: readers waiting for versions that do not come, while the writes go on.
     let waiting = Arc::new(AtomicBool::new(true));
