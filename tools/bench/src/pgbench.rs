@@ -16,11 +16,34 @@ pub(crate) fn run(
     clients: usize,
     seconds: u64,
 ) -> anyhow::Result<Pgbench> {
+    run_with(database_url, script, clients, seconds, &[])
+}
+
+/// The same, held to `per_second` transactions (a load beside a measurement, not one).
+pub(crate) fn run_paced(
+    database_url: &str,
+    script: &str,
+    clients: usize,
+    seconds: u64,
+    per_second: f64,
+) -> anyhow::Result<Pgbench> {
+    let rate = format!("{:.0}", per_second.max(1.0));
+    run_with(database_url, script, clients, seconds, &["-R", &rate])
+}
+
+fn run_with(
+    database_url: &str,
+    script: &str,
+    clients: usize,
+    seconds: u64,
+    extra: &[&str],
+) -> anyhow::Result<Pgbench> {
     let path = std::env::temp_dir().join(format!("users-bench-{}.sql", uuid::Uuid::new_v4()));
     std::fs::write(&path, script)?;
     let output = Command::new("pgbench")
         .args(["-n", "-M", "prepared", "-j", "1"])
         .args(["-c", &clients.to_string(), "-T", &seconds.to_string()])
+        .args(extra)
         .arg("-f")
         .arg(&path)
         .arg(database_url)

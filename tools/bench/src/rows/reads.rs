@@ -160,7 +160,11 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
                 )),
                 "≤ 512",
             )
-            .rate(per_user),
+            .rate(per_user)
+            .against(
+                "bare moka cache, the same settings and entries",
+                bare_cache_per_entry()?,
+            ),
         );
     }
 
@@ -281,6 +285,20 @@ async fn hits_through_h2load(
         .rate(production.rate())
         .against(against, baseline.rate()),
     ])
+}
+
+/// bin/bare-cache's resident bytes per entry, for as many users as the memory row caches.
+fn bare_cache_per_entry() -> anyhow::Result<f64> {
+    let output = std::process::Command::new(crate::services::binary("bare-cache", None))
+        .args([USERS.to_string(), (USERS * 2).to_string()])
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "bare-cache failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(text.split_whitespace().next().unwrap_or_default().parse()?)
 }
 
 /// One h2load run of GetUser against `addr`, refused when any call failed or when the

@@ -12,11 +12,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use argon2::{
-    Argon2,
-    password_hash::{PasswordHasher as _, SaltString},
-};
-use password_hash::rand_core::OsRng;
 use shared::kafka;
 use shared_proto::v1;
 use shared_proto::{event_headers, topics::Topics};
@@ -170,15 +165,16 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     rows.push(relay_keeps_up(bench, &admin).await?);
     rows.push(commit_to_broker(bench, &service, &ids, &prefix).await?);
 
-    // CreateUser is bound by argon2id: the raw hash rate on as many threads as the service
-    // has cores.
+    // CreateUser is bound by argon2id: the raw hash rate on the service's core, on as many
+    // threads as the service hashes on, while the other core carries the same neighbour
+    // load the service had (Postgres taking the same inserts at the same rate).
     let threads = if bench.cores.server.is_some() {
         1
     } else {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     };
-    let raw = raw_hash_rate(threads, bench.duration());
     let creations = Arc::new((0..20_000).map(|_| frame(&create_request())).collect());
+    let cpu_before = CpuReading::now();
     let created = load::run(Plan {
         addr: service.grpc,
         path: "/user.v1.UserService/CreateUser",
@@ -189,13 +185,31 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
     })
     .await?;
     check(&created, "CreateUser")?;
+    println!(
+        "CreateUser{}: CPU used, in % of one core: {}",
+        bench.label,
+        CpuReading::now().share(&cpu_before, PROCESSES, created.elapsed)
+    );
+    let neighbours = {
+        let (url, rate, seconds) = (super::plain(&db.url), created.rate(), bench.seconds);
+        tokio::task::spawn_blocking(move || {
+            pgbench::run_paced(&url, CREATE_TRANSACTION, 4, seconds, rate)
+        })
+    };
+    let raw = bare_argon2(bench, threads).await?;
+    neighbours.await??;
     rows.push(
         Row::new(
             bench.figure(&format!("CreateUser, {} callers", bench.concurrency)),
             "≥ 0.9×",
         )
         .measured(&created)
-        .against(format!("raw argon2id on {threads} thread(s)"), raw),
+        .against(
+            format!(
+                "raw argon2id, {threads} thread(s) on the server's core, beside pgbench's inserts at the same rate"
+            ),
+            raw,
+        ),
     );
     Ok(rows)
 }
@@ -347,29 +361,30 @@ fn commit_delay(
     (at >= since).then(|| (received - at).unsigned_abs())
 }
 
-fn raw_hash_rate(threads: usize, duration: Duration) -> f64 {
-    let hashing = Arc::new(AtomicBool::new(true));
-    let started = Instant::now();
-    let hashers: Vec<_> = (0..threads)
-        .map(|_| {
-            let hashing = hashing.clone();
-            std::thread::spawn(move || {
-                let mut hashes = 0u64;
-                while hashing.load(Ordering::Relaxed) {
-                    let salt = SaltString::generate(&mut OsRng);
-                    Argon2::default()
-                        .hash_password(b"correct horse battery staple", &salt)
-                        .expect("a hash");
-                    hashes += 1;
-                }
-                hashes
-            })
-        })
-        .collect();
-    std::thread::sleep(duration);
-    hashing.store(false, Ordering::Relaxed);
-    let hashes: u64 = hashers.into_iter().map(|h| h.join().unwrap_or(0)).sum();
-    hashes as f64 / started.elapsed().as_secs_f64()
+/// What CreateUser writes: the user row and its outbox row, in one transaction.
+const CREATE_TRANSACTION: &str = "BEGIN;\n\
+     INSERT INTO users (id, first_name, last_name, nickname, email, country, password_hash, created_at, updated_at, version) \
+     VALUES (gen_random_uuid(), 'Ada', 'Lovelace', '', gen_random_uuid()::text || '@example.com', 'GB', \
+     '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g', now(), now(), 1);\n\
+     INSERT INTO outbox (event_id, event_type, aggregate_id, aggregate_version, payload, traceparent, occurred_at) \
+     VALUES (gen_random_uuid(), 'user.v1.UserCreatedEvent', gen_random_uuid(), 1, decode(repeat('ab', 160), 'hex'), NULL, now());\n\
+     COMMIT;\n";
+
+/// bare-argon2's hash rate on the server's core, over the bench's duration.
+async fn bare_argon2(bench: &Bench, threads: usize) -> anyhow::Result<f64> {
+    let binary = crate::services::binary("bare-argon2", None);
+    let mut command = bench
+        .cores
+        .launch(&binary)
+        .args([threads.to_string(), bench.seconds.to_string()])
+        .command();
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    anyhow::ensure!(
+        output.status.success(),
+        "bare-argon2 failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).trim().parse()?)
 }
 
 fn create_request() -> v1::CreateUserRequest {
