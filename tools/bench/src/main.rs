@@ -14,6 +14,7 @@ mod h2load;
 mod load;
 mod pgbench;
 mod rows;
+mod sample_user;
 mod services;
 mod table;
 

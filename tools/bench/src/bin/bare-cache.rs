@@ -7,9 +7,11 @@
 
 use std::{sync::Arc, time::Duration};
 
+#[path = "../sample_user.rs"]
+mod sample_user;
+
 use moka::sync::Cache;
 use prost::Message;
-use shared_proto::v1;
 use uuid::Uuid;
 
 fn rss_bytes() -> u64 {
@@ -36,10 +38,6 @@ fn main() {
         eprintln!("usage: bare-cache USERS CAPACITY");
         std::process::exit(2);
     };
-    let at = prost_types::Timestamp {
-        seconds: 1_700_000_000,
-        nanos: 0,
-    };
     let cache: Cache<Uuid, (i64, Arc<[u8]>)> = Cache::builder()
         .max_capacity(capacity)
         .time_to_live(Duration::from_secs(300))
@@ -47,17 +45,7 @@ fn main() {
     let before = rss_bytes();
     for n in 1..=users {
         let id = Uuid::new_v4();
-        let user = v1::User {
-            id: id.to_string(),
-            first_name: format!("Ada{n}"),
-            last_name: "Lovelace".into(),
-            nickname: format!("ada{n}"),
-            email: format!("ada{n}@example.com"),
-            country: "GB".into(),
-            created_at: Some(at),
-            updated_at: Some(at),
-            version: 1,
-        };
+        let user = sample_user::ada(n, id);
         cache.insert(id, (1, user.encode_to_vec().into()));
     }
     cache.run_pending_tasks();

@@ -166,22 +166,8 @@ async fn produce(brokers: &str, topics: &Topics, count: usize) -> anyhow::Result
     let mut pending = Vec::with_capacity(count);
     for n in 0..count {
         let id = Uuid::now_v7();
-        let at = prost_types::Timestamp {
-            seconds: 1_700_000_000,
-            nanos: 0,
-        };
         let payload = v1::UserCreatedEvent {
-            user: Some(v1::User {
-                id: id.to_string(),
-                first_name: format!("Ada{n}"),
-                last_name: "Lovelace".into(),
-                nickname: format!("ada{n}"),
-                email: format!("ada{n}@example.com"),
-                country: "GB".into(),
-                created_at: Some(at),
-                updated_at: Some(at),
-                version: 1,
-            }),
+            user: Some(crate::sample_user::ada(n as u64, id)),
         }
         .encode_to_vec();
         let key = id.to_string();
