@@ -102,21 +102,22 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         )?;
         let cpu_pgbench = CpuReading::now();
         admin.batch_execute("TRUNCATE outbox").await?;
+        // The same calls, to the service or to its baseline.
+        let updates = |addr| Plan {
+            addr,
+            path: "/user.v1.UserService/UpdateUser",
+            bodies: Bodies::PerCaller(Arc::clone(&per_caller)),
+            connections: 4,
+            concurrency: bench.concurrency,
+            duration: bench.duration(),
+        };
         // The simplest server doing the same work (bin/bare-update.rs), with NOTIFY off as
         // the service's default; it shares the outbox, so it runs while the service is down.
         let simplest = if notify {
             None
         } else {
             let bare = bare_update_server(bench, &db, &prefix).await?;
-            let simplest = load::run(Plan {
-                addr: bare.grpc,
-                path: "/user.v1.UserService/UpdateUser",
-                bodies: Bodies::PerCaller(Arc::clone(&per_caller)),
-                connections: 4,
-                concurrency: bench.concurrency,
-                duration: bench.duration(),
-            })
-            .await?;
+            let simplest = load::run(updates(bare.grpc)).await?;
             check(&simplest, "the bare UpdateUser server")?;
             drop(bare);
             admin.batch_execute("TRUNCATE outbox").await?;
@@ -124,15 +125,7 @@ pub(crate) async fn run(bench: &Bench) -> anyhow::Result<Vec<Row>> {
         };
         service = start(notify).await?;
         let cpu_started = CpuReading::now();
-        let updated = load::run(Plan {
-            addr: service.grpc,
-            path: "/user.v1.UserService/UpdateUser",
-            bodies: Bodies::PerCaller(Arc::clone(&per_caller)),
-            connections: 4,
-            concurrency: bench.concurrency,
-            duration: bench.duration(),
-        })
-        .await?;
+        let updated = load::run(updates(service.grpc)).await?;
         check(&updated, "UpdateUser")?;
         let cpu_after = CpuReading::now();
         let switch = if notify { "on" } else { "off" };
