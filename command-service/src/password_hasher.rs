@@ -90,7 +90,11 @@ impl PasswordHasher {
         let memory = Arc::clone(&self.memory);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let mut blocks = take(&memory).unwrap_or_default();
+            let mut blocks = memory
+                .lock()
+                .ok()
+                .and_then(|mut kept| kept.pop())
+                .unwrap_or_default();
             let hash = hash_now(&password, &mut blocks);
             if let Ok(mut kept) = memory.lock() {
                 kept.push(blocks);
@@ -99,10 +103,6 @@ impl PasswordHasher {
         })
         .await?
     }
-}
-
-fn take(memory: &Mutex<Vec<Vec<Block>>>) -> Option<Vec<Block>> {
-    memory.lock().ok()?.pop()
 }
 
 /// The PHC string of `password` under a fresh salt, hashed in `blocks` (sized here). What
